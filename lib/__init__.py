@@ -1,0 +1,1 @@
+"""Interpretability by Experiment: the library the chapters import."""

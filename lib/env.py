@@ -1,0 +1,76 @@
+"""Where the code runs: device choice, seeding, determinism, plotly renderer, Colab detection.
+
+Introduced in chapter 'Induction heads' (chapters/induction_heads.py), whose setup cell calls
+:func:`setup`; every chapter does the same.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab (chapter 'Induction heads')."""
+    return "google.colab" in sys.modules
+
+
+def progress_disabled() -> bool:
+    """True when progress bars should be hidden: under test and in the book build, where the
+    variable ``IBE_DISABLE_TQDM=1`` is set (chapter 'Induction heads')."""
+    return os.environ.get("IBE_DISABLE_TQDM", "") not in ("", "0")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Resolve a device name: ``auto`` takes CUDA when present, else the CPU.
+
+    Raises ``ValueError`` naming the allowed values for anything else, and for ``cuda`` on a
+    machine without a GPU (chapter 'Induction heads').
+    """
+    if name not in DEVICES:
+        raise ValueError(f"DEVICE={name!r} is not a device; allowed: {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("DEVICE='cuda' but no CUDA GPU is visible; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def pick_dtype(name: str) -> torch.dtype:
+    """Resolve a dtype name (``float32``, ``float16``, ``bfloat16``) or raise a ``ValueError``
+    listing them (chapter 'Induction heads')."""
+    if name not in DTYPES:
+        raise ValueError(f"DTYPE={name!r} is not supported; allowed: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) (chapter 'Induction heads')."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, deterministic: bool = True) -> None:
+    """Prepare a chapter's kernel: seeds, deterministic kernels, plotly renderer, no grad.
+
+    The plotly renderer is ``colab`` on Colab and ``plotly_mimetype+notebook_connected``
+    elsewhere, so the same figure is interactive in Jupyter and in the rendered book
+    (chapter 'Induction heads').
+    """
+    import plotly.io as pio
+
+    seed_everything(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    torch.set_grad_enabled(False)
+    pio.renderers.default = "colab" if in_colab() else "plotly_mimetype+notebook_connected"

@@ -1,0 +1,110 @@
+"""lib.attention against slow, obviously correct references: per-head Python loops over a full
+cache, dense d_model x d_model products, dense vocab x vocab circuits."""
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from lib import attention, data
+
+
+@pytest.fixture(scope="module")
+def model() -> HookedTransformer:
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_heads=4, d_head=8, n_ctx=40, d_vocab=20,
+                                  attn_only=True, normalization_type="LN", act_fn=None)
+    return HookedTransformer(cfg).eval()
+
+
+def is_target(kind: str, tokens: list[int], dest: int, src: int) -> bool:
+    if kind == "previous":
+        return src == dest - 1
+    if kind == "first":
+        return src == 0 and dest > 0
+    if kind == "duplicate":
+        return src < dest and tokens[src] == tokens[dest]
+    if kind == "induction":
+        return 1 <= src <= dest and tokens[src - 1] == tokens[dest]
+    raise AssertionError(kind)
+
+
+def test_head_scores_match_per_head_loop(model):
+    tokens = torch.randint(0, 20, (3, 25), generator=torch.Generator().manual_seed(1))  # many repeats
+    fast = attention.head_scores(model, tokens)
+    _, cache = model.run_with_cache(tokens)
+    for kind in attention.SCORE_KINDS:
+        for layer in range(model.cfg.n_layers):
+            for head in range(model.cfg.n_heads):
+                pattern = cache["pattern", layer][:, head]
+                masses = []
+                for b in range(tokens.shape[0]):
+                    toks = tokens[b].tolist()
+                    for dest in range(tokens.shape[1]):
+                        srcs = [s for s in range(tokens.shape[1]) if is_target(kind, toks, dest, s)]
+                        if srcs:
+                            masses.append(sum(pattern[b, dest, s].item() for s in srcs))
+                expected = sum(masses) / len(masses)
+                assert fast[kind][layer, head].item() == pytest.approx(expected, abs=1e-5), (kind, layer, head)
+
+
+def test_induction_score_is_offset_diagonal_on_repeated_tokens(model):
+    """On BOS + twice seq_len distinct tokens, the score is the source post's detector: the mean
+    of the 1 - seq_len offset diagonal over the second half."""
+    seq_len = 9
+    half = torch.stack([torch.randperm(18, generator=torch.Generator().manual_seed(s))[:seq_len] for s in range(4)])
+    tokens = torch.cat([torch.full((4, 1), 19), half, half], dim=1)
+    scores = attention.head_scores(model, tokens, ("induction", "duplicate"))
+    _, cache = model.run_with_cache(tokens)
+    for layer in range(model.cfg.n_layers):
+        pattern = cache["pattern", layer]  # [batch head dest src]
+        stripe = pattern.diagonal(offset=1 - seq_len, dim1=-2, dim2=-1)[..., -seq_len:]
+        torch.testing.assert_close(scores["induction"][layer], stripe.mean((0, 2)), atol=1e-5, rtol=0)
+        dup = pattern.diagonal(offset=-seq_len, dim1=-2, dim2=-1)[..., -seq_len:]
+        torch.testing.assert_close(scores["duplicate"][layer], dup.mean((0, 2)), atol=1e-5, rtol=0)
+
+
+def test_unknown_score_kind(model):
+    with pytest.raises(ValueError, match="allowed: previous"):
+        attention.head_scores(model, torch.zeros(1, 4, dtype=torch.long), ("bogus",))
+
+
+@pytest.mark.parametrize("kind", ["q", "k", "v"])
+def test_composition_scores_match_dense_products(model, kind):
+    fast = attention.composition_scores(model, kind)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    for l1 in range(L):
+        for h1 in range(H):
+            W_A = model.W_V[l1, h1] @ model.W_O[l1, h1]
+            for l2 in range(L):
+                for h2 in range(H):
+                    if l2 <= l1:
+                        assert torch.isnan(fast[l1, h1, l2, h2])
+                        continue
+                    W_B = {
+                        "q": model.W_Q[l2, h2] @ model.W_K[l2, h2].T,
+                        "k": (model.W_Q[l2, h2] @ model.W_K[l2, h2].T).T,
+                        "v": model.W_V[l2, h2] @ model.W_O[l2, h2],
+                    }[kind]
+                    expected = (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
+                    assert fast[l1, h1, l2, h2].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_k_composition_circuit_and_top1(model):
+    prev, ind = (0, 1), (2, 3)
+    circuit = attention.k_composition_circuit(model, prev, ind)
+    W_E = model.W_E
+    dense = (W_E @ model.W_Q[2, 3]) @ (W_E @ model.W_V[0, 1] @ model.W_O[0, 1] @ model.W_K[2, 3]).T
+    torch.testing.assert_close(circuit.AB, dense, atol=1e-4, rtol=1e-4)
+    ids = torch.arange(3, 17)
+    sub = dense[ids][:, ids]
+    expected = (sub.argmax(-1) == torch.arange(len(ids))).float().mean().item()
+    for chunk in (1, 5, 4096):
+        assert attention.diagonal_top1_accuracy(circuit, ids, chunk=chunk) == pytest.approx(expected)
+
+
+def test_attention_patterns_select_heads(model):
+    tokens = data.repeated_tokens(torch.arange(19), 19, 6, 2, seed=0)
+    pats = attention.attention_patterns(model, tokens, [(1, 2), (0, 3)])
+    _, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(pats[0], cache["pattern", 1][:, 2])
+    torch.testing.assert_close(pats[1], cache["pattern", 0][:, 3])
