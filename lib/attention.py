@@ -24,7 +24,8 @@ import einops
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from transformer_lens import FactoredMatrix, HookedTransformer, utils
+from transformer_lens import FactoredMatrix, HookedTransformer
+from transformer_lens.utilities import get_act_name
 
 SCORE_KINDS = ("previous", "duplicate", "induction", "first")
 
@@ -95,7 +96,7 @@ def attention_patterns(
 ) -> Float[Tensor, "n_heads_selected batch dest src"]:
     """The attention patterns of the chosen ``(layer, head)`` pairs, caching only the layers
     they sit in (chapter 'Induction heads', for the circuitsvis views)."""
-    names = {utils.get_act_name("pattern", layer) for layer, _ in heads}
+    names = {get_act_name("pattern", layer) for layer, _ in heads}
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     return torch.stack([cache["pattern", layer][:, head] for layer, head in heads])
 

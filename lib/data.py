@@ -34,32 +34,33 @@ def induction_batch(
     n_ctx: int,
     g: torch.Generator,
     min_span: int = 4,
-    max_span: int = 48,
-    copy_prob: float = 0.75,
+    max_span: int = 32,
+    max_gap: int = 16,
 ) -> Int[Tensor, "batch n_ctx"]:
-    """Training sequences for the induction organism: random tokens with copied spans.
+    """Training sequences for the induction organism: random tokens interleaved with copies.
 
-    Each row is BOS then uniform random tokens (ids ``0 .. n_vocab-1``). Then, with probability
-    ``copy_prob``, one span of random length in ``[min_span, max_span]`` starting at a random
-    source position is copied to a random later destination; a second span is copied with the
-    same probability. Offsets and lengths are random, so a fixed positional offset cannot
+    Each row is BOS then uniform random tokens (ids ``0 .. n_vocab-1``), in which, after every
+    run of 1 to ``max_gap`` fresh random tokens, a span of random length in
+    ``[min_span, max_span]`` is copied from a random earlier position of the same row (when
+    enough history exists). Offsets and lengths are random, so a fixed positional offset cannot
     predict the copies: the model has to find the earlier occurrence of the current token and
     read what followed it (a previous-token head composed with an induction head)
     (chapter 'Induction heads').
     """
     tokens = torch.randint(n_vocab, (batch, n_ctx), generator=g)
     tokens[:, 0] = bos_id
-    for _ in range(2):
-        copy = torch.rand(batch, generator=g) < copy_prob
-        length = torch.randint(min_span, max_span + 1, (batch,), generator=g)
-        # source span [src, src+length) and destination [dst, dst+length), dst >= src+length
-        src_hi = n_ctx - 2 * length  # last source start that leaves room for the copy
-        src = 1 + (torch.rand(batch, generator=g) * src_hi.clamp(min=1)).long()
-        dst_lo = src + length
-        dst = dst_lo + (torch.rand(batch, generator=g) * (n_ctx - length - dst_lo + 1)).long()
-        for row in torch.nonzero(copy & (src_hi >= 1)).flatten().tolist():
-            n = int(length[row])
-            tokens[row, dst[row] : dst[row] + n] = tokens[row, src[row] : src[row] + n].clone()
+
+    def randint(low: int, high: int) -> int:  # inclusive bounds
+        return int(torch.randint(low, high + 1, (), generator=g))
+
+    for row in tokens:
+        pos = 1 + randint(1, max_gap)
+        while pos < n_ctx:
+            n = min(randint(min_span, max_span), n_ctx - pos)
+            if pos - 1 >= n:  # a source span [src, src + n) that ends before pos
+                src = randint(1, pos - n)
+                row[pos : pos + n] = row[src : src + n].clone()
+            pos += n + randint(1, max_gap)
     return tokens
 
 

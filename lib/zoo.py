@@ -134,9 +134,9 @@ RECIPES: dict[str, Recipe] = {
             act_fn=None,
         ),
         data_recipe=(
-            "Rows of 128 tokens: <bos> then uniform random tokens over 512 ids; with probability "
-            "0.75 a span of 4-48 tokens from a random source position is copied to a random "
-            "later position, twice per row independently (lib.data.induction_batch)."
+            "Rows of 128 tokens: <bos> then uniform random tokens over 512 ids, where after every "
+            "run of 1-16 fresh tokens a span of 4-32 tokens is copied from a random earlier position "
+            "of the row (lib.data.induction_batch)."
         ),
         build_tokenizer=_induction_tokenizer,
         batches=_induction_batches,

@@ -1,0 +1,281 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Induction heads
+#
+# A transformer that has seen `A B ... A` predicts `B` next. How? Olsson et al. (2022) traced
+# this in-context copying to a two-head circuit: a *previous-token head* writes "the token before
+# me was `A`" into every position, and an *induction head* in a later layer uses that
+# information in its keys to find the position after the earlier `A` and copy the token there.
+# This chapter finds that circuit, measures it with the metrics the literature uses, breaks it,
+# reads it off the weights, and watches it form during training.
+#
+# By default everything runs on `induction-2l`, a two-layer attention-only transformer from the
+# book's model zoo, trained on random tokens with copied spans at random offsets (see the
+# appendix). Set `MODEL_NAME` to any TransformerLens model to run the same analyses on it.
+
+# %% tags=["remove-cell"]
+# Setup: on Colab, fetch the book and its requirements (torch is preinstalled); elsewhere, find lib/.
+import subprocess, sys, pathlib  # noqa: E401
+if "google.colab" in sys.modules and not pathlib.Path("ibe").exists():
+    subprocess.run("git clone -q --depth 1 https://github.com/interpretability-by-experiment/book ibe && "
+                   "pip install -q $(grep -v '^torch==' ibe/requirements.txt)", shell=True, check=True)
+sys.path.insert(0, str(next(p for p in [pathlib.Path("ibe").resolve(), *pathlib.Path.cwd().resolve().parents, pathlib.Path.cwd()] if (p / "lib").is_dir())))
+
+# %% tags=["parameters"]
+MODEL_NAME: str = "induction-2l"  # a zoo organism (induction-2l) or a TransformerLens name (gpt2-small, ...)
+DEVICE: str = "auto"  # auto, cpu or cuda
+DTYPE: str = "float32"  # float32, float16 or bfloat16
+SEED: int = 0  # seed of every random token sequence in this chapter
+SEQ_LEN: int = 50  # length of each half of the repeated random tokens
+BATCH: int = 30  # number of repeated-token sequences
+TRAIN: bool = False  # retrain the zoo organism live for the phase-change section (a few minutes)
+
+# %%
+import circuitsvis as cv
+import pandas as pd
+import plotly.express as px
+import torch
+from IPython.display import display
+from myst_nb import glue
+
+from lib import attention, data, env, models, params, patching, plots, zoo
+
+config = models.model_config(MODEL_NAME)
+params.check_int("SEQ_LEN", SEQ_LEN, 2, (config.n_ctx - 1) // 2)
+params.check_int("BATCH", BATCH, 1)
+params.check_choice("TRAIN", TRAIN, [False, True])
+if TRAIN and MODEL_NAME not in zoo.RECIPES:
+    raise ValueError(f"TRAIN=True retrains a zoo organism; MODEL_NAME={MODEL_NAME!r} is not one ({', '.join(zoo.RECIPES)})")
+env.setup(SEED)
+model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
+IS_ORGANISM = MODEL_NAME in zoo.RECIPES
+print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
+      f"vocabulary {model.cfg.d_vocab}, context {model.cfg.n_ctx}")
+
+# %% [markdown]
+# ## Repeated random tokens
+#
+# The cleanest test of in-context copying: a BOS token, then `SEQ_LEN` tokens drawn uniformly at
+# random from the ordinary vocabulary, then the same tokens again. Nothing in the model's
+# training can predict the first half; the second half is predictable only by looking back
+# `SEQ_LEN` positions.
+
+# %%
+special = set(model.tokenizer.all_special_ids)
+ordinary = torch.tensor([i for i in range(model.cfg.d_vocab) if i not in special])
+tokens = data.repeated_tokens(ordinary, model.tokenizer.bos_token_id, SEQ_LEN, BATCH, SEED).to(model.cfg.device)
+logits = model(tokens)
+logprobs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0].float()  # [batch, 2*SEQ_LEN]
+correct = (logits[:, :-1].argmax(-1) == tokens[:, 1:]).float()
+first, second = slice(0, SEQ_LEN), slice(SEQ_LEN, 2 * SEQ_LEN)
+rep = {
+    "rep_logprob_first": logprobs[:, first].mean().item(),
+    "rep_logprob_second": logprobs[:, second].mean().item(),
+    "rep_acc_first": correct[:, first].mean().item(),
+    "rep_acc_second": correct[:, second].mean().item(),
+}
+for name, value in rep.items():
+    glue(name, round(value, 3), display=False)
+print({name: round(value, 3) for name, value in rep.items()})
+px.line(
+    x=list(range(1, 2 * SEQ_LEN + 1)), y=logprobs.mean(0).cpu().numpy(),
+    labels=dict(x="position of the predicted token", y="log-prob of the correct token"),
+    title=f"{MODEL_NAME}: log-prob of the next token on repeated random tokens (mean of {BATCH})",
+).add_vline(x=SEQ_LEN + 0.5, line_dash="dot")
+
+# %% [markdown]
+# In the first half the model does no better than chance: mean log-prob
+# {glue:text}`rep_logprob_first` and top-1 accuracy {glue:text}`rep_acc_first`. In the second half
+# it has the answer: log-prob {glue:text}`rep_logprob_second`, accuracy {glue:text}`rep_acc_second`.
+
+# %% tags=["remove-cell"]
+if IS_ORGANISM:
+    assert rep["rep_acc_second"] >= 0.9, rep
+    assert rep["rep_acc_first"] <= 0.05, rep
+    assert rep["rep_logprob_second"] >= -0.3, rep
+assert all(-1e4 < rep[f"rep_logprob_{half}"] <= 0 and 0 <= rep[f"rep_acc_{half}"] <= 1 for half in ("first", "second")), rep
+
+# %% [markdown]
+# ## Which heads do it: induction and previous-token scores
+#
+# A head's *induction score* is the attention it pays, from each second-half position, to the
+# token right after that position's earlier occurrence (the `1 - SEQ_LEN` offset diagonal of its
+# pattern), averaged over positions and sequences. The *previous-token score* is the attention
+# paid to the position just before. The source posts call a head an induction head when its
+# score exceeds 0.4. `lib.attention.head_scores` computes every score for every head from one
+# forward pass, reducing each layer's pattern as it goes instead of caching it.
+
+# %%
+scores = attention.head_scores(model, tokens, ("induction", "previous", "duplicate", "first"))
+
+
+def top_head(score: torch.Tensor) -> tuple[int, int]:
+    layer, head = divmod(int(score.argmax()), model.cfg.n_heads)
+    return layer, head
+
+
+ind_head, prev_head = top_head(scores["induction"]), top_head(scores["previous"])
+top_induction_score = scores["induction"][ind_head].item()
+top_prev_token_score = scores["previous"][prev_head].item()
+glue("top_induction_score", round(top_induction_score, 3), display=False)
+glue("top_prev_token_score", round(top_prev_token_score, 3), display=False)
+glue("ind_head", f"L{ind_head[0]}H{ind_head[1]}", display=False)
+glue("prev_head", f"L{prev_head[0]}H{prev_head[1]}", display=False)
+detected = [f"L{l}H{h}" for l, h in (scores["induction"] > 0.4).nonzero().tolist()]
+print(f"top induction head L{ind_head[0]}H{ind_head[1]}: {top_induction_score:.3f}; "
+      f"top previous-token head L{prev_head[0]}H{prev_head[1]}: {top_prev_token_score:.3f}")
+print("induction heads (score > 0.4):", ", ".join(detected) or "none")
+for kind in ("induction", "previous"):
+    display(plots.head_heatmap(scores[kind], f"{kind} score per head ({MODEL_NAME})", zmax=1.0))
+
+# %% [markdown]
+# The top induction head is {glue:text}`ind_head` with score {glue:text}`top_induction_score`;
+# the top previous-token head is {glue:text}`prev_head` with {glue:text}`top_prev_token_score`.
+# The previous-token head sits in an earlier layer than the induction head, as the circuit
+# requires. Their patterns on the first sequence (hover to see where each token attends):
+
+# %%
+str_tokens = model.to_str_tokens(tokens[0])
+patterns = attention.attention_patterns(model, tokens[:1], [prev_head, ind_head])[:, 0]  # [2, dest, src]
+cv.attention.attention_patterns(
+    tokens=str_tokens, attention=patterns.float().cpu(),
+    attention_head_names=[f"L{prev_head[0]}H{prev_head[1]} (previous token)", f"L{ind_head[0]}H{ind_head[1]} (induction)"],
+)
+
+# %% tags=["remove-cell"]
+assert all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in scores.values())
+if IS_ORGANISM:
+    assert top_induction_score >= 0.8 and ind_head[0] == 1, (top_induction_score, ind_head)
+    assert top_prev_token_score >= 0.8 and prev_head[0] == 0, (top_prev_token_score, prev_head)
+
+# %% [markdown]
+# ## Breaking it: ablation and patching
+#
+# Scores say where heads look, not what the model needs. Two interventions measure the latter.
+# First, mean-ablate each head in turn (replace its output at every position by its mean over
+# the batch and positions) and measure the loss on the second half. Second, patch the output of
+# each layer's attention at each second-half position with its output at the matching
+# first-half position, where the same token sits but nothing can be copied yet: if the layer's
+# output at that position carries the copied prediction, the loss rises.
+
+# %%
+PATCHING_PLACEHOLDER = None
+
+# %% [markdown]
+# ## Reading the circuit off the weights
+#
+# The induction head finds the right key because the previous-token head wrote the *previous*
+# token into it: K-composition. Multiplying out the path gives a vocabulary-by-vocabulary
+# matrix, the full K-composition circuit $W_E W_Q^{h_2} (W_E W_V^{h_1} W_O^{h_1} W_K^{h_2})^\top$:
+# entry $(a, b)$ is how strongly a query on token $a$ attends to a key whose previous token is
+# $b$. If the circuit works, each row's largest entry is on the diagonal.
+
+# %%
+circuit = attention.k_composition_circuit(model, prev_head, ind_head)
+kcomp_top1_acc = attention.diagonal_top1_accuracy(circuit, ordinary, chunk=1024)
+glue("kcomp_top1_acc", round(kcomp_top1_acc, 3), display=False)
+print(f"K-composition circuit L{prev_head[0]}H{prev_head[1]} -> L{ind_head[0]}H{ind_head[1]}: "
+      f"top-1 accuracy {kcomp_top1_acc:.3f} over {len(ordinary)} tokens (chance {1 / len(ordinary):.4f})")
+sample = ordinary[:64].to(model.cfg.device)
+block = circuit.A[sample] @ circuit.B[:, sample]
+px.imshow(block.float().cpu().numpy(), color_continuous_scale="RdBu", color_continuous_midpoint=0.0,
+          labels=dict(x="key: previous token", y="query token"),
+          title="K-composition full circuit, first 64 tokens")
+
+# %% [markdown]
+# Over the whole vocabulary, the diagonal wins in {glue:text}`kcomp_top1_acc` of the rows.
+# The same product for every pair of heads, normalised (Elhage et al. 2021: the Frobenius norm of
+# the product over the product of the norms), gives the composition scores; the pair we found
+# should stand out for K-composition.
+
+# %%
+kcomp = attention.composition_scores(model, "k")
+L, H = model.cfg.n_layers, model.cfg.n_heads
+pair_names = [f"L{l}H{h}" for l in range(L) for h in range(H)]
+px.imshow(kcomp.reshape(L * H, L * H).float().cpu().numpy(), x=pair_names, y=pair_names,
+          labels=dict(x="later head (keys)", y="earlier head (writes)", color="K-comp"),
+          title="K-composition scores for every pair of heads")
+
+# %% tags=["remove-cell"]
+assert 0 <= kcomp_top1_acc <= 1
+if IS_ORGANISM:
+    into_induction = kcomp[:, :, ind_head[0], ind_head[1]]
+    assert kcomp[prev_head + ind_head] == into_induction[~into_induction.isnan()].max(), "the pair is not the strongest K-composition"
+    assert kcomp_top1_acc >= 0.5, kcomp_top1_acc
+
+# %% [markdown]
+# ## The phase change
+#
+# Induction heads form abruptly (Olsson et al. 2022): loss sits on a plateau, then drops in a
+# few hundred steps while the induction score jumps. The organism's training log, recorded in
+# its manifest, shows it. Set `TRAIN=True` to retrain it here and watch it live.
+
+# %%
+if IS_ORGANISM:
+    log = zoo.train(MODEL_NAME)[1] if TRAIN else zoo.manifest(MODEL_NAME)["training_log"]
+    steps = [entry["step"] for entry in log]
+    fig = plots.curves(steps, {
+        "loss on repeated tokens, second half": [entry["loss_second_half"] for entry in log],
+        "top induction score (layer 1)": [entry["top_induction_score"] for entry in log],
+        "top previous-token score (layer 0)": [entry["top_prev_token_score"] for entry in log],
+    }, f"{MODEL_NAME}: training", "step", "")
+    phase_change_step = next(e["step"] for e in log if e["top_induction_score"] > 0.4)
+    glue("phase_change_step", phase_change_step, display=False)
+    print(f"the top induction score first exceeds 0.4 at step {phase_change_step}")
+    display(fig)
+else:
+    print(f"{MODEL_NAME} has no recorded training log in the zoo: this section runs on zoo organisms.")
+
+# %% tags=["remove-cell"]
+if IS_ORGANISM:
+    before = [e for e in log if e["step"] < phase_change_step]
+    assert before and max(e["top_induction_score"] for e in before[:-1] or before) < 0.4
+    assert log[-1]["top_induction_score"] > 0.8 and log[-1]["loss_second_half"] < 0.5 * log[0]["loss_second_half"]
+
+# %% [markdown]
+# ## Results
+#
+# This run beside what the source posts report for GPT-2 small on the same experiment
+# (repeated random tokens, `SEQ_LEN` 50).
+
+# %%
+results = pd.DataFrame(
+    [
+        ("log-prob, first half", rep["rep_logprob_first"], -13.898),
+        ("log-prob, second half", rep["rep_logprob_second"], -0.644),
+        ("top-1 accuracy, first half", rep["rep_acc_first"], 0.0),
+        ("top-1 accuracy, second half", rep["rep_acc_second"], 0.93),
+        ("top induction score", top_induction_score, 0.91),
+        ("K-composition circuit top-1 accuracy", kcomp_top1_acc, 0.2283),
+    ],
+    columns=["metric", MODEL_NAME, "GPT-2 small (published)"],
+).round(3)
+results
+
+# %% [markdown]
+# Published values: the induction-heads walkthrough on GPT-2 small (repeated random tokens of
+# length 50; induction head L5H5, previous-token head L4H11) and Olsson et al. (2022). A random
+# model's first-half log-prob is near $-\ln(\text{vocabulary})$; GPT-2's is far lower because it
+# is confidently wrong on random tokens.
+#
+# ## On a real model
+#
+# On a GPU (e.g. Colab), re-run this chapter on GPT-2 small:
+#
+# ```
+# make run CHAPTER=induction_heads PARAMS="-p MODEL_NAME gpt2-small -p DEVICE cuda"
+# ```
+#
+# Expect log-prob near -13.9 and -0.64 on the two halves, an induction score of about 0.9 for
+# L5H5, the previous-token head L4H11, and a K-composition top-1 accuracy of about 0.23.

@@ -1,0 +1,79 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The model zoo
+#
+# No machine this book is checked on can download weights, so every chapter defaults to a small
+# *model organism* the book trains itself: a recipe (architecture, tokenizer, seeded synthetic
+# data, optimiser, steps) in `lib/zoo.py`, and the files it produced in `lib/organisms/<name>/`
+# (safetensors weights, the tokenizer, and a manifest with the config, the data recipe, the
+# seed, the training log, the final metrics and the sha256 of the weights, checked on every
+# load). Each organism must show its chapter's phenomenon with the literature's own metric.
+#
+# Retrain one with `python -m lib.zoo train NAME`; training is deterministic on the CPU, and a
+# test re-runs the first steps of every recipe and compares them with the recorded log.
+
+# %% tags=["remove-cell"]
+# Setup: on Colab, fetch the book and its requirements (torch is preinstalled); elsewhere, find lib/.
+import subprocess, sys, pathlib  # noqa: E401
+if "google.colab" in sys.modules and not pathlib.Path("ibe").exists():
+    subprocess.run("git clone -q --depth 1 https://github.com/interpretability-by-experiment/book ibe && "
+                   "pip install -q $(grep -v '^torch==' ibe/requirements.txt)", shell=True, check=True)
+sys.path.insert(0, str(next(p for p in [pathlib.Path("ibe").resolve(), *pathlib.Path.cwd().resolve().parents, pathlib.Path.cwd()] if (p / "lib").is_dir())))
+
+# %% tags=["parameters"]
+SEED: int = 0  # seed for the sample rows shown
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lib import env, plots, zoo
+
+env.setup(SEED)
+
+
+def show(name: str) -> None:
+    """Describe one organism: recipe, architecture, training, curve."""
+    meta, recipe = zoo.manifest(name), zoo.get_recipe(name)
+    display(Markdown(f"### `{name}`\n\n{meta['description']}\n\n**Data.** {meta['data_recipe']}"))
+    arch = {k: v for k, v in meta["config"].items() if v is not None}
+    training = {"seed": meta["seed"], "steps": meta["steps"], "batch size": meta["batch_size"],
+                **{f"optimizer {k}": v for k, v in meta["optimizer"].items()},
+                "torch": meta["torch"], "sha256": meta["sha256"][:16] + "..."}
+    display(pd.DataFrame({"setting": [*arch, *training], "value": [*arch.values(), *training.values()]})
+            .astype(str).set_index("setting"))
+    final = {k: round(v, 3) for k, v in meta["final_metrics"].items() if k != "step"}
+    print("final metrics:", final)
+    log = meta["training_log"]
+    metrics = [k for k in log[0] if k != "step"]
+    display(plots.curves([e["step"] for e in log], {k: [e[k] for e in log] for k in metrics},
+                         f"{name}: training log", "step", ""))
+
+
+# %% [markdown]
+# ## The organisms
+
+# %%
+for name in zoo.RECIPES:
+    show(name)
+
+# %% [markdown]
+# `induction-2l` (chapter 'Induction heads') shows the induction phase change: the loss on the
+# repeated half sits on a plateau while neither head has specialised, then falls within a few
+# hundred steps as the layer-0 previous-token head and the layer-1 induction head appear together.
+
+# %% tags=["remove-cell"]
+for name in zoo.RECIPES:
+    meta = zoo.manifest(name)
+    assert meta["sha256"] == zoo.sha256(zoo.ORGANISMS_DIR / name / "model.safetensors"), name
