@@ -32,15 +32,17 @@ if "google.colab" in sys.modules and not pathlib.Path("ibe").exists():
 sys.path.insert(0, str(next(p for p in [pathlib.Path("ibe").resolve(), *pathlib.Path.cwd().resolve().parents, pathlib.Path.cwd()] if (p / "lib").is_dir())))
 
 # %% tags=["parameters"]
-SEED: int = 0  # seed for the sample rows shown
+SAMPLE_TOKENS: int = 48  # how many tokens of each organism's first training row to show
 
 # %%
 import pandas as pd
 from IPython.display import Markdown, display
+from transformers import AutoTokenizer
 
-from lib import env, plots, zoo
+from lib import env, params, plots, zoo
 
-env.setup(SEED)
+params.check_int("SAMPLE_TOKENS", SAMPLE_TOKENS, 1)
+env.setup()
 
 
 def show(name: str) -> None:
@@ -53,6 +55,9 @@ def show(name: str) -> None:
                 "torch": meta["torch"], "sha256": meta["sha256"][:16] + "..."}
     display(pd.DataFrame({"setting": [*arch, *training], "value": [*arch.values(), *training.values()]})
             .astype(str).set_index("setting"))
+    tok = AutoTokenizer.from_pretrained(zoo.ORGANISMS_DIR / name / "tokenizer")
+    row = next(recipe.batches(recipe, tok))[0, :SAMPLE_TOKENS]
+    print("first training row:", tok.decode(row))
     final = {k: round(v, 3) for k, v in meta["final_metrics"].items() if k != "step"}
     print("final metrics:", final)
     log = meta["training_log"]

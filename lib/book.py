@@ -33,6 +33,10 @@ CHAPTERS_DIR, BOOK_DIR, OUTPUTS_DIR = ROOT / "chapters", ROOT / "book", ROOT / "
 TIMING_KEYS = ("start_time", "end_time", "duration")
 
 
+class ChapterError(RuntimeError):
+    """A chapter raised while executing: the cell, the exception and its message."""
+
+
 def toc_chapters() -> list[str]:
     """Slugs of the executed chapters, in ``_toc.yml`` order (every ``book/<slug>`` entry that
     has a ``chapters/<slug>.py`` source)."""
@@ -123,6 +127,8 @@ def execute(slug: str, output: Path, params: dict[str, object] | None = None) ->
                                                        if output.resolve().is_relative_to(ROOT) else output))
         nbformat.write(strip_timing(done), tmp)
         os.replace(tmp, output)
+    except papermill.PapermillExecutionError as err:
+        raise ChapterError(f"chapter {slug!r} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -158,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
             print(describe_parameters(args.slug), flush=True)
             out = execute(args.slug, OUTPUTS_DIR / f"{args.slug}-{tag(params)}.ipynb", params)
             print(f"wrote {out}")
-    except (ValueError, papermill.PapermillExecutionError) as err:
-        sys.exit(f"error: {getattr(err, 'evalue', None) or err}")
+    except (ValueError, ChapterError) as err:
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

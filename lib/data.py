@@ -33,34 +33,39 @@ def induction_batch(
     batch: int,
     n_ctx: int,
     g: torch.Generator,
-    min_span: int = 4,
-    max_span: int = 32,
+    min_span: int = 8,
+    max_span: int = 48,
     max_gap: int = 16,
 ) -> Int[Tensor, "batch n_ctx"]:
-    """Training sequences for the induction organism: random tokens interleaved with copies.
+    """Training sequences for the induction organism: fresh random tokens interleaved with copies.
 
-    Each row is BOS then uniform random tokens (ids ``0 .. n_vocab-1``), in which, after every
-    run of 1 to ``max_gap`` fresh random tokens, a span of random length in
-    ``[min_span, max_span]`` is copied from a random earlier position of the same row (when
-    enough history exists). Offsets and lengths are random, so a fixed positional offset cannot
-    predict the copies: the model has to find the earlier occurrence of the current token and
-    read what followed it (a previous-token head composed with an induction head)
-    (chapter 'Induction heads').
+    Each row is BOS, then runs of 1 to ``max_gap`` *fresh* tokens (ids ``0 .. n_vocab-1`` drawn
+    without replacement within the row), each followed, once enough history exists, by a span of
+    random length in ``[min_span, max_span]`` copied from a random earlier position of the same
+    row. Offsets and lengths are random, so a fixed positional offset cannot predict the copies:
+    the model has to find the earlier occurrence of the current token and read what followed it
+    (a previous-token head composed with an induction head). Fresh tokens never repeat by chance,
+    so a repeated token always signals a copy (chapter 'Induction heads').
     """
-    tokens = torch.randint(n_vocab, (batch, n_ctx), generator=g)
-    tokens[:, 0] = bos_id
+    if n_ctx > n_vocab:
+        raise ValueError(f"n_ctx={n_ctx} needs at least as many token ids; n_vocab={n_vocab}")
+    tokens = torch.full((batch, n_ctx), bos_id, dtype=torch.long)
 
     def randint(low: int, high: int) -> int:  # inclusive bounds
         return int(torch.randint(low, high + 1, (), generator=g))
 
     for row in tokens:
-        pos = 1 + randint(1, max_gap)
+        fresh = iter(torch.randperm(n_vocab, generator=g).tolist())
+        pos = 1
         while pos < n_ctx:
+            for _ in range(min(randint(1, max_gap), n_ctx - pos)):
+                row[pos] = next(fresh)
+                pos += 1
             n = min(randint(min_span, max_span), n_ctx - pos)
-            if pos - 1 >= n:  # a source span [src, src + n) that ends before pos
+            if n > 0 and pos - 1 >= n:  # a source span [src, src + n) that ends before pos
                 src = randint(1, pos - n)
                 row[pos : pos + n] = row[src : src + n].clone()
-            pos += n + randint(1, max_gap)
+                pos += n
     return tokens
 
 

@@ -83,7 +83,7 @@ def word_tokenizer(words: list[str], path: Path) -> PreTrainedTokenizerFast:
 # Organism 1: a 2-layer attention-only transformer that learns a genuine induction circuit.
 
 INDUCTION_VOCAB = 512  # ordinary tokens t000 .. t511; then <bos>, <unk>, <pad>
-INDUCTION_EVAL_SEQ_LEN = 40
+INDUCTION_EVAL_SEQ_LEN = 50  # the chapter's default SEQ_LEN
 
 
 def _induction_tokenizer(path: Path) -> PreTrainedTokenizerFast:
@@ -134,16 +134,16 @@ RECIPES: dict[str, Recipe] = {
             act_fn=None,
         ),
         data_recipe=(
-            "Rows of 128 tokens: <bos> then uniform random tokens over 512 ids, where after every "
-            "run of 1-16 fresh tokens a span of 4-32 tokens is copied from a random earlier position "
-            "of the row (lib.data.induction_batch)."
+            "Rows of 128 tokens: <bos>, then runs of 1-16 fresh tokens (drawn without replacement "
+            "from 512 ids), each followed by a span of 8-48 tokens copied from a random earlier "
+            "position of the row (lib.data.induction_batch)."
         ),
         build_tokenizer=_induction_tokenizer,
         batches=_induction_batches,
         evaluate=_induction_eval,
         seed=0,
-        steps=3000,
-        lr=1e-3,
+        steps=5000,
+        lr=3e-3,
     ),
 }
 
@@ -224,6 +224,7 @@ def train_and_save(name: str, root: Path = ORGANISMS_DIR) -> Path:
     recipe = get_recipe(name)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
+    tmp.chmod(0o755)
     start = time.time()
     model, log = train(name, tokenizer_dir=tmp / "tokenizer")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")

@@ -68,6 +68,6 @@ def test_bad_parameters_fail_fast_without_output(tmp_path, params, message):
     """A bad parameter stops the chapter in its validation cell, with a message naming it, and
     leaves no notebook behind."""
     out = tmp_path / "out.ipynb"
-    with pytest.raises(Exception, match=message) as err:
+    with pytest.raises(book.ChapterError, match=message):
         book.execute("induction_heads", out, params)
     assert not list(tmp_path.iterdir())
