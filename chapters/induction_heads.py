@@ -49,6 +49,8 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
+from transformer_lens.utilities import get_act_name
+
 from lib import attention, data, env, models, params, patching, plots, zoo
 
 config = models.model_config(MODEL_NAME)
@@ -170,7 +172,53 @@ if IS_ORGANISM:
 # output at that position carries the copied prediction, the loss rises.
 
 # %%
-PATCHING_PLACEHOLDER = None
+targets = tokens[:, SEQ_LEN + 2 :]  # second-half tokens that the first half predicts
+
+
+def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
+    """Per-sequence loss on the predictable second-half tokens (logits [rows, pos, vocab])."""
+    logprobs = patched[:, SEQ_LEN + 1 : -1].float().log_softmax(-1)
+    return -logprobs.gather(-1, patching.tile(targets, len(patched))[..., None])[..., 0].mean(-1)
+
+
+clean_loss = second_half_loss(logits).mean().item()
+z_names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
+attn_names = [get_act_name("attn_out", layer) for layer in range(model.cfg.n_layers)]
+_, cache = model.run_with_cache(tokens, names_filter=lambda name: name in z_names + attn_names)
+mean_z = {name: cache[name].mean((0, 1), keepdim=True).expand_as(cache[name]) for name in z_names}
+ablation = patching.patch_sweep(model, tokens, mean_z, "z", "head", second_half_loss) - clean_loss
+glue("top_ablation_increase", round(ablation.max().item(), 3), display=False)
+display(plots.head_heatmap(ablation, "second-half loss increase when the head is mean-ablated", zmid=0.0))
+
+# attention output at each second-half position <- its output at the matching first-half position
+second_pos = torch.arange(SEQ_LEN + 1, 2 * SEQ_LEN + 1)
+shifted = {name: cache[name].clone() for name in attn_names}
+for name in attn_names:
+    shifted[name][:, second_pos] = cache[name][:, second_pos - SEQ_LEN]
+layer_pos = patching.patch_sweep(model, tokens, shifted, "attn_out", "layer_pos", second_half_loss,
+                                 positions=second_pos) - clean_loss
+patch_by_layer = layer_pos.mean(-1)
+glue("patch_by_layer", [round(v, 3) for v in patch_by_layer.tolist()], display=False)
+print(f"clean second-half loss {clean_loss:.3f}; mean increase when each layer's attention output is patched:",
+      [round(v, 3) for v in patch_by_layer.tolist()])
+plots.layer_position_map(layer_pos, second_pos.tolist(), "loss increase: attention output patched from the first half",
+                         "loss change")
+
+# %% [markdown]
+# Mean-ablating a single head raises the second-half loss by up to {glue:text}`top_ablation_increase`
+# nats; the heads that matter are the two the scores found. Patching by layer and position tells
+# *where* the prediction is written: the mean loss increase per layer is {glue:text}`patch_by_layer`.
+# Patching the last layer's attention output with its first-half value removes the copied
+# token, since at the first occurrence there was nothing to copy. Patching layer 0 barely
+# matters on the organism: at both positions the previous-token head reports the same previous
+# token, and the keys it feeds (at first-half positions) are left untouched.
+
+# %% tags=["remove-cell"]
+assert torch.isfinite(ablation).all() and torch.isfinite(layer_pos).all()
+if IS_ORGANISM:
+    two_largest = {top_head(ablation), top_head(ablation.flatten().scatter(0, ablation.argmax().view(1), -1e9).view_as(ablation))}
+    assert two_largest == {ind_head, prev_head}, (two_largest, ind_head, prev_head)
+    assert patch_by_layer[-1] > 1.0 and patch_by_layer[0] < 0.2 * patch_by_layer[-1], patch_by_layer
 
 # %% [markdown]
 # ## Reading the circuit off the weights
