@@ -150,7 +150,7 @@ for kind in ("induction", "previous"):
 # %%
 str_tokens = model.to_str_tokens(tokens[0])
 patterns = attention.attention_patterns(model, tokens[:1], [prev_head, ind_head])[:, 0]  # [2, dest, src]
-cv.attention.attention_patterns(
+cv.attention.attention_heads(
     tokens=str_tokens, attention=patterns.float().cpu(),
     attention_head_names=[f"L{prev_head[0]}H{prev_head[1]} (previous token)", f"L{ind_head[0]}H{ind_head[1]} (induction)"],
 )

@@ -142,7 +142,7 @@ RECIPES: dict[str, Recipe] = {
         batches=_induction_batches,
         evaluate=_induction_eval,
         seed=0,
-        steps=5000,
+        steps=2000,
         lr=3e-3,
     ),
 }
