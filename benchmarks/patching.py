@@ -198,6 +198,33 @@ class Peak:
         self.mb = max(0, peak - self.base) / 2**20
 
 
+class OtherJobs:
+    """The share of the machine's CPU time that other processes used since construction, from
+    /proc/stat's busy time minus this process's own; NaN where /proc/stat is unreadable."""
+
+    def __init__(self):
+        self.start = self._busy(), self._own(), time.monotonic()
+
+    @staticmethod
+    def _busy() -> float:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except OSError:
+            return math.nan
+        idle = fields[3] + fields[4]  # idle, iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def share(self) -> float:
+        busy, own, start = self.start
+        wall = (time.monotonic() - start) * (os.cpu_count() or 1)
+        return max(0.0, (self._busy() - busy) - (self._own() - own)) / wall
+
+
 def timed(device: str, fn: Callable[[], torch.Tensor], repeats: int = 1) -> tuple[torch.Tensor, float, float]:
     """(result, best wall-clock seconds of ``repeats``, peak MB of the first run)."""
     best, result, mb = math.inf, None, float("nan")
@@ -363,7 +390,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
 
 def _run(args: argparse.Namespace, device: str) -> list[Row]:
-    load = os.getloadavg()
+    others = OtherJobs()
 
     if args.smoke:
         cases = [induction_case(device, seq_len=3, batch=2),
@@ -387,10 +414,11 @@ def _run(args: argparse.Namespace, device: str) -> list[Row]:
             print(f"{case.name:>18} | {sweep:<21} | TL {row.tl_s:8.3g} s | lib {row.lib_s:8.3g} s | "
                   f"{row.ratio:6.3g}x (ideal {row.ideal:.3g}x) | no-skip {row.ratio_noskip:.3g}x | "
                   f"max diff {row.max_diff:.1e}", flush=True)
-    load_end = os.getloadavg()
-
-    lines = [f"Device: {device}. Load average (1 min) {load[0]:.1f} at the start, {load_end[0]:.1f} at the end, on "
-             f"{os.cpu_count()} cores" + (": other jobs were running, timings are contended." if max(load[0], load_end[0]) > 1.5 else ".")]
+    share = others.share()
+    contended = share > 0.1
+    lines = [f"Device: {device}. While it ran, other processes used {share:.0%} of the machine's {os.cpu_count()} "
+             f"CPU cores" + (": timings are contended (both sides alike, since each sweep is timed "
+                             "right after the other, but with more noise)." if contended else ".")]
     for case in cases:
         lines.append(f"- {case.name} ({case.model.cfg.n_layers} layers, d_model {case.model.cfg.d_model}, "
                      f"{case.model.cfg.n_heads} heads, d_vocab {case.model.cfg.d_vocab}): {case.prompts}; metric at "
