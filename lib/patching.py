@@ -76,16 +76,6 @@ Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""] | Floa
 Source = Mapping[str, Float[Tensor, "batch pos ..."]]
 
 
-def tile(x: Tensor, rows: int) -> Tensor:
-    """Repeat per-prompt data ``x`` ([batch, ...]) ``rows // batch`` times along the batch
-    (chapter 'Induction heads').
-
-    Kept for metrics written for the earlier row-stacked convention: the engine now hands the
-    metric one patched batch at a time (``rows == batch``), so this returns ``x`` unchanged.
-    """
-    return einops.repeat(x, "b ... -> (n b) ...", n=rows // x.shape[0])
-
-
 # --------------------------------------------------------------------------------------------
 # validation
 

@@ -222,12 +222,6 @@ def test_subsets_per_prompt_and_unvmappable_metrics():
     assert (item - full).abs().max() <= 1e-6
 
 
-def test_tile_keeps_the_rows_convention():
-    targets = torch.arange(6).view(2, 3)
-    assert torch.equal(patching.tile(targets, 2), targets)
-    assert torch.equal(patching.tile(targets, 4), torch.cat([targets, targets]))
-
-
 # --------------------------------------------------------------------------------------------
 # attribution patching
 
