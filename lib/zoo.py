@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from lib import attention, data
+from lib import attention, data, grammar
 from lib.env import progress_disabled
 
 ORGANISMS_DIR = Path(__file__).parent / "organisms"
@@ -114,6 +114,14 @@ def _induction_eval(model: HookedTransformer) -> dict[str, float]:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Organism 2: a small GPT-2-style model of the book's synthetic language (lib.grammar).
+
+
+def _language_batches(recipe: Recipe, tok: PreTrainedTokenizerFast) -> Iterator[Int[Tensor, "b p"]]:
+    return grammar.batches(recipe.seed, recipe.batch_size, recipe.config["n_ctx"], tok)
+
+
 RECIPES: dict[str, Recipe] = {
     "induction-2l": Recipe(
         name="induction-2l",
@@ -144,6 +152,41 @@ RECIPES: dict[str, Recipe] = {
         seed=0,
         steps=2000,
         lr=3e-3,
+    ),
+    "language-4l": Recipe(
+        name="language-4l",
+        description=(
+            "4-layer GPT-2-style transformer (d_model 128, 4 heads of width 32, GELU MLPs of width "
+            "512, LayerNorm, learned positions) trained on the book's synthetic language."
+        ),
+        config=dict(
+            n_layers=4,
+            d_model=128,
+            n_heads=4,
+            d_head=32,
+            d_mlp=512,
+            n_ctx=128,
+            d_vocab=len(grammar.VOCAB),
+            act_fn="gelu_new",
+            normalization_type="LN",
+            positional_embedding_type="standard",
+        ),
+        data_recipe=(
+            "Rows of 128 tokens packed with texts of the synthetic language (lib.grammar, a seeded "
+            "stream from the recipe's seed): <bos> opens every text; a text is 7-12 sentences "
+            "(~77 words) on one of 5 topics, introduces 1-3 characters named from a pool of 64 and "
+            "refers back to them by name, and has subject-verb agreement across prepositional "
+            "phrases. No padding."
+        ),
+        build_tokenizer=grammar.tokenizer,
+        batches=_language_batches,
+        evaluate=grammar.evaluate,
+        seed=0,
+        steps=2400,
+        batch_size=8,
+        lr=2e-3,
+        warmup=100,
+        log_every=100,
     ),
 }
 

@@ -18,7 +18,6 @@ TL_SWEEPS = {  # TransformerLens's sweep for each (site, sweep)
     ("z", "head_pos"): tl_patching.get_act_patch_attn_head_out_by_pos,
     ("z", "head"): tl_patching.get_act_patch_attn_head_out_all_pos,
 }
-ORGANISM = zoo.ORGANISMS_DIR / "induction-2l"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,14 +44,13 @@ MODELS = {
                                act_fn="silu", gated_mlp=True, n_key_value_heads=2),
     # shortformer positions (added to queries and keys only) and parallel attention + MLP
     "shortformer-parallel": lambda: tiny(positional_embedding_type="shortformer", parallel_attn_mlp=True),
-    "induction-2l": lambda: models.load_model("induction-2l", device="cpu"),
+    # the zoo organisms: attention-only (induction-2l) and GPT-2-style with MLPs (language-4l)
+    **{name: (lambda name=name: models.load_model(name, device="cpu")) for name in zoo.RECIPES},
 }
 _cache: dict = {}
 
 
 def get_model(name: str) -> HookedTransformer:
-    if name == "induction-2l" and not (ORGANISM / "model.safetensors").exists():
-        pytest.skip("lib/organisms/induction-2l/ is missing (python -m lib.zoo train induction-2l)")
     if name not in _cache:
         _cache[name] = MODELS[name]()
     return _cache[name]
