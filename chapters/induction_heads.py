@@ -21,8 +21,11 @@
 # reads it off the weights, and watches it form during training.
 #
 # By default everything runs on `induction-2l`, a two-layer attention-only transformer from the
-# book's model zoo, trained on random tokens with copied spans at random offsets (see the
-# appendix). Set `MODEL_NAME` to any TransformerLens model to run the same analyses on it.
+# book's model zoo, trained on random tokens with copied spans at random offsets and lengths, so
+# that copying can only be done by finding the earlier occurrence (see the appendix). A share of
+# its random tokens also follow a skip-bigram rule (the token two back fixes the next one), so
+# that, as in language, knowing the previous token pays at every position. Set `MODEL_NAME` to any
+# TransformerLens model to run the same analyses on it.
 
 # %% tags=["remove-cell"]
 # Setup: on Colab, fetch the book and its requirements (torch is preinstalled); elsewhere, find lib/.
@@ -68,10 +71,14 @@ print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d
 # %% [markdown]
 # ## Repeated random tokens
 #
-# The cleanest test of in-context copying: a BOS token, then `SEQ_LEN` tokens drawn uniformly at
-# random from the ordinary vocabulary, then the same tokens again. Nothing in the model's
-# training can predict the first half; the second half is predictable only by looking back
-# `SEQ_LEN` positions.
+# The cleanest test of in-context copying: a BOS token, then `SEQ_LEN` tokens drawn at random
+# from the ordinary vocabulary, then the same tokens again. Nothing in the model's training can
+# predict the first half; the second half is predictable only by looking back `SEQ_LEN`
+# positions. The first half holds no token twice (`lib.data.repeated_tokens`): a token that
+# recurs by chance has two successors, and no copying mechanism can know which one comes next.
+# On GPT-2's 50,257 tokens a chance repeat is rare (about 2% of 50-token rows); on the organism's
+# 512 it is the rule, so drawing with replacement would measure the vocabulary size as much as
+# the model. The end of the next cell measures that too.
 
 # %%
 special = set(model.tokenizer.all_special_ids)
@@ -89,7 +96,16 @@ rep = {
 }
 for name, value in rep.items():
     glue(name, round(value, 3), display=False)
+glue("rep_logprob_chance", round(-torch.log(torch.tensor(float(len(ordinary)))).item(), 3), display=False)
 print({name: round(value, 3) for name, value in rep.items()})
+
+# the same test with the first half drawn with replacement, as the source posts do on GPT-2
+half = ordinary[torch.randint(len(ordinary), (BATCH, SEQ_LEN), generator=torch.Generator().manual_seed(SEED))]
+replaced = torch.cat([tokens[:, :1].cpu(), half, half], dim=1).to(model.cfg.device)
+replaced_logprobs = model(replaced).log_softmax(-1)[:, SEQ_LEN:-1].gather(-1, replaced[:, SEQ_LEN + 1 :, None])
+rows_with_repeat = sum(len(set(row.tolist())) < SEQ_LEN for row in half) / BATCH
+glue("rep_logprob_second_replacement", round(replaced_logprobs.mean().item(), 3), display=False)
+glue("rows_with_repeat", round(rows_with_repeat, 2), display=False)
 px.line(
     x=list(range(1, 2 * SEQ_LEN + 1)), y=logprobs.mean(0).cpu().numpy(),
     labels=dict(x="position of the predicted token", y="log-prob of the correct token"),
@@ -98,8 +114,14 @@ px.line(
 
 # %% [markdown]
 # In the first half the model does no better than chance: mean log-prob
-# {glue:text}`rep_logprob_first` and top-1 accuracy {glue:text}`rep_acc_first`. In the second half
-# it has the answer: log-prob {glue:text}`rep_logprob_second`, accuracy {glue:text}`rep_acc_second`.
+# {glue:text}`rep_logprob_first` (a uniform guess over the ordinary tokens scores
+# {glue:text}`rep_logprob_chance`) and top-1 accuracy {glue:text}`rep_acc_first`. In the second
+# half it has the answer: log-prob {glue:text}`rep_logprob_second`, accuracy
+# {glue:text}`rep_acc_second`. The first token of the second half is still unpredictable (nothing
+# says the sequence is about to repeat), which the plot shows as the dip just after the dotted line.
+# Drawn with replacement, {glue:text}`rows_with_repeat` of the rows hold a chance repeat and the
+# second half scores {glue:text}`rep_logprob_second_replacement`: the price of the ambiguous
+# successors, not of a weaker circuit.
 
 # %% tags=["remove-cell"]
 if IS_ORGANISM:
@@ -175,10 +197,20 @@ if IS_ORGANISM:
 targets = tokens[:, SEQ_LEN + 2 :]  # second-half tokens that the first half predicts
 
 
-def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
-    """Per-sequence loss on the predictable second-half tokens (logits [rows, pos, vocab])."""
+def second_half_nll(patched: torch.Tensor) -> torch.Tensor:
+    """Per-token loss [batch, pos] on the predictable second-half tokens (logits [batch, pos, vocab])."""
     logprobs = patched[:, SEQ_LEN + 1 : -1].float().log_softmax(-1)
-    return -logprobs.gather(-1, patching.tile(targets, len(patched))[..., None])[..., 0].mean(-1)
+    return -logprobs.gather(-1, targets[..., None])[..., 0]
+
+
+def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
+    """Per-sequence mean loss on the second half: the ablation metric."""
+    return second_half_nll(patched).mean(-1)
+
+
+def second_half_total(patched: torch.Tensor) -> torch.Tensor:
+    """Per-sequence summed loss on the second half: what patching one position costs in all."""
+    return second_half_nll(patched).sum(-1)
 
 
 clean_loss = second_half_loss(logits).mean().item()
@@ -187,37 +219,65 @@ attn_names = [get_act_name("attn_out", layer) for layer in range(model.cfg.n_lay
 _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in z_names + attn_names)
 mean_z = {name: cache[name].mean((0, 1), keepdim=True).expand_as(cache[name]) for name in z_names}
 ablation = patching.patch_sweep(model, tokens, mean_z, "z", "head", second_half_loss) - clean_loss
+top_ablation_head = top_head(ablation)
 glue("top_ablation_increase", round(ablation.max().item(), 3), display=False)
+glue("top_ablation_head", f"L{top_ablation_head[0]}H{top_ablation_head[1]}", display=False)
 display(plots.head_heatmap(ablation, "second-half loss increase when the head is mean-ablated", zmid=0.0))
+
+# all the detected induction heads mean-ablated at once
+induction_mask = scores["induction"] > 0.4  # [layer, head]
+
+
+def ablate_induction_heads(z: torch.Tensor, hook) -> torch.Tensor:
+    heads = induction_mask[hook.layer()]
+    z[:, :, heads] = mean_z[hook.name][:, :, heads]
+    return z
+
+
+joint_logits = model.run_with_hooks(tokens, fwd_hooks=[(lambda name: name in z_names, ablate_induction_heads)])
+joint_ablation_increase = second_half_loss(joint_logits).mean().item() - clean_loss
+single_induction_max = ablation[induction_mask].max().item() if induction_mask.any() else float("nan")
+glue("joint_ablation_increase", round(joint_ablation_increase, 3), display=False)
+glue("single_induction_max", env.sig(single_induction_max), display=False)  # None without induction heads
+glue("n_induction_heads", int(induction_mask.sum()), display=False)
+print(f"mean-ablating the {int(induction_mask.sum())} induction heads together: +{joint_ablation_increase:.3f} nats; "
+      f"one at a time: at most +{single_induction_max:.3f}")
 
 # attention output at each second-half position <- its output at the matching first-half position
 second_pos = torch.arange(SEQ_LEN + 1, 2 * SEQ_LEN + 1)
 shifted = {name: cache[name].clone() for name in attn_names}
 for name in attn_names:
     shifted[name][:, second_pos] = cache[name][:, second_pos - SEQ_LEN]
-layer_pos = patching.patch_sweep(model, tokens, shifted, "attn_out", "layer_pos", second_half_loss,
-                                 positions=second_pos) - clean_loss
+layer_pos = patching.patch_sweep(model, tokens, shifted, "attn_out", "layer_pos", second_half_total,
+                                 positions=second_pos) - second_half_total(logits).mean()
 patch_by_layer = layer_pos.mean(-1)
 glue("patch_by_layer", [round(v, 3) for v in patch_by_layer.tolist()], display=False)
-print(f"clean second-half loss {clean_loss:.3f}; mean increase when each layer's attention output is patched:",
-      [round(v, 3) for v in patch_by_layer.tolist()])
-plots.layer_position_map(layer_pos, second_pos.tolist(), "loss increase: attention output patched from the first half",
-                         "loss change")
+print(f"clean second-half loss {clean_loss:.3f} per token; nats added to the whole second half by patching one",
+      "position of each layer's attention output (mean over positions):", [round(v, 3) for v in patch_by_layer.tolist()])
+plots.layer_position_map(layer_pos, second_pos.tolist(),
+                         "second-half loss increase (nats, summed): attention output patched from the first half", "loss change")
 
 # %% [markdown]
 # Mean-ablating a single head raises the second-half loss by up to {glue:text}`top_ablation_increase`
-# nats; the heads that matter are the two the scores found. Patching by layer and position tells
-# *where* the prediction is written: the mean loss increase per layer is {glue:text}`patch_by_layer`.
-# Patching the last layer's attention output with its first-half value removes the copied
-# token, since at the first occurrence there was nothing to copy. Patching layer 0 barely
-# matters on the organism: at both positions the previous-token head reports the same previous
-# token, and the keys it feeds (at first-half positions) are left untouched.
+# nats, at {glue:text}`top_ablation_head`. The two halves of the circuit are not equally
+# redundant. Copying needs the previous token written at every key, and one head does most of
+# that writing; the induction step is shared by the {glue:text}`n_induction_heads` heads above
+# the 0.4 threshold, so ablating any one of them costs at most
+# {glue:text}`single_induction_max` nats while ablating them together costs
+# {glue:text}`joint_ablation_increase`. Per-head ablation alone would have undersold the induction
+# heads. Patching by layer and position tells *where* the prediction is written: patching one
+# second-half position of a layer's attention output adds, on average over positions,
+# {glue:text}`patch_by_layer` nats to the whole second half (layer 0, layer 1, ...). Patching the
+# last layer's attention output with its first-half value removes the copied token, since at the
+# first occurrence there was nothing to copy. Patching layer 0 barely matters on the organism:
+# at both positions the previous-token head reports the same previous token, and the keys it
+# feeds (at first-half positions) are left untouched.
 
 # %% tags=["remove-cell"]
 assert torch.isfinite(ablation).all() and torch.isfinite(layer_pos).all()
 if IS_ORGANISM:
-    two_largest = {top_head(ablation), top_head(ablation.flatten().scatter(0, ablation.argmax().view(1), -1e9).view_as(ablation))}
-    assert two_largest == {ind_head, prev_head}, (two_largest, ind_head, prev_head)
+    assert top_ablation_head == prev_head and ablation.max() > 1.0, (top_ablation_head, prev_head, ablation)
+    assert joint_ablation_increase > max(1.0, 2 * single_induction_max), (joint_ablation_increase, single_induction_max)
     assert patch_by_layer[-1] > 1.0 and patch_by_layer[0] < 0.2 * patch_by_layer[-1], patch_by_layer
 
 # %% [markdown]

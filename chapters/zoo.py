@@ -77,6 +77,14 @@ for name in zoo.RECIPES:
 # `induction-2l` (chapter 'Induction heads') shows the induction phase change: the loss on the
 # repeated half sits on a plateau while neither head has specialised, then falls within a few
 # hundred steps as the layer-0 previous-token head and the layer-1 induction head appear together.
+#
+# `language-4l` (chapter 'Residual stream', and the base model later organisms are fine-tuned
+# from) is logged on fixed held-out texts of the synthetic language: `heldout_loss` is its
+# next-token loss and `true_loss` the loss of the generator itself on the same tokens (the
+# language's exact conditional entropy there, computed by `lib.grammar`), so the gap between the
+# two curves is what the model has not learned. `name_repeat_loss` falls below `name_first_loss`
+# once the model uses the names already in the text (`name_copy_mass`: the share of its
+# probability on names that goes to those), and `agreement_acc` measures subject-verb agreement.
 
 # %% tags=["remove-cell"]
 for name in zoo.RECIPES:

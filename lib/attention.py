@@ -168,3 +168,59 @@ def diagonal_top1_accuracy(circuit: FactoredMatrix, ids: Int[Tensor, " n"], chun
         block = circuit.A[rows] @ right  # [chunk, n]
         hits += (block.argmax(-1) == torch.arange(start, start + len(rows), device=ids.device)).sum()
     return (hits / len(ids)).item()
+
+
+def _reduce_patterns(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], reduce) -> None:
+    """Run ``tokens`` with a hook that hands each layer's pattern to ``reduce(layer, pattern)``
+    and caches nothing (chapter 'Attention sinks')."""
+    model.run_with_hooks(
+        tokens.to(model.cfg.device),
+        return_type=None,
+        fwd_hooks=[(lambda name: name.endswith("hook_pattern"), lambda pattern, hook: reduce(hook.layer(), pattern))],
+    )
+
+
+def first_token_mass(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], queries: Bool[Tensor, "batch pos"]
+) -> Float[Tensor, "n_layers n_heads"]:
+    """Mean attention that the selected query positions pay to position 0, for every head, from
+    one forward pass (chapter 'Attention sinks': where an induction head looks when there is
+    nothing to induct). ``queries`` picks the (sequence, position) pairs to average over."""
+    queries = queries.to(model.cfg.device).float()
+    mass = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+
+    def reduce(layer: int, pattern: Float[Tensor, "batch head dest src"]) -> None:
+        first = pattern[..., 0].float()  # [batch, head, dest]
+        mass[layer] = einops.einsum(first, queries, "batch head dest, batch dest -> head") / queries.sum().clamp(min=1)
+
+    with torch.no_grad():
+        _reduce_patterns(model, tokens, reduce)
+    return mass
+
+
+def token_importance(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "n_layers n_heads pos"]:
+    """Gu et al.'s importance of every source position for every head: the mean attention it
+    receives from the queries at or after it, ``alpha_k = sum_{i >= k} A[i, k] / (T - k)``
+    (positions from 0), averaged over the batch; one forward pass, nothing cached
+    (chapter 'Attention sinks')."""
+    n = tokens.shape[1]
+    importance = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, n, device=model.cfg.device)
+    n_queries = torch.arange(n, 0, -1, device=model.cfg.device).float()  # T - k queries see source k
+
+    def reduce(layer: int, pattern: Float[Tensor, "batch head dest src"]) -> None:
+        received = einops.reduce(pattern.float(), "batch head dest src -> head src", "sum") / pattern.shape[0]
+        importance[layer] = received / n_queries
+
+    with torch.no_grad():
+        _reduce_patterns(model, tokens, reduce)
+    return importance
+
+
+def sink_rate(
+    importance: Float[Tensor, "n_layers n_heads pos"], threshold: float = 0.3, position: int = 0
+) -> float:
+    """Gu et al.'s ``Sink_k``: the percentage of (layer, head) pairs whose importance of the
+    source ``position`` (``k - 1``) exceeds ``threshold`` (chapter 'Attention sinks')."""
+    return 100.0 * (importance[..., position] > threshold).float().mean().item()

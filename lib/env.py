@@ -74,3 +74,10 @@ def setup(seed: int = 0, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
     torch.set_grad_enabled(False)
     pio.renderers.default = "colab" if in_colab() else "plotly_mimetype+notebook_connected"
+
+
+def sig(x: float) -> float | None:
+    """``x`` to three significant digits, so printed and glued numbers read the same on every
+    machine (float rounding differs across CPUs and GPUs); None for NaN (an empty average).
+    Introduced in chapter 'Residual stream'."""
+    return None if x != x else float(f"{x:.3g}")

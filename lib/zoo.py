@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -59,7 +59,6 @@ class Recipe:
     weight_decay: float = 0.01
     warmup: int = 100
     log_every: int = 25
-    extra: dict = field(default_factory=dict)
 
 
 def word_tokenizer(words: list[str], path: Path) -> PreTrainedTokenizerFast:
@@ -84,6 +83,7 @@ def word_tokenizer(words: list[str], path: Path) -> PreTrainedTokenizerFast:
 
 INDUCTION_VOCAB = 512  # ordinary tokens t000 .. t511; then <bos>, <unk>, <pad>
 INDUCTION_EVAL_SEQ_LEN = 50  # the chapter's default SEQ_LEN
+INDUCTION_P_SKIP, INDUCTION_SKIP_SEED = 0.3, 1234  # the skip-bigram rule of lib.data.induction_batch
 
 
 def _induction_tokenizer(path: Path) -> PreTrainedTokenizerFast:
@@ -93,7 +93,8 @@ def _induction_tokenizer(path: Path) -> PreTrainedTokenizerFast:
 
 def _induction_batches(recipe: Recipe, tok: PreTrainedTokenizerFast) -> Iterator[Int[Tensor, "b p"]]:
     return data.induction_batches(
-        recipe.seed, INDUCTION_VOCAB, tok.bos_token_id, recipe.batch_size, recipe.config["n_ctx"]
+        recipe.seed, INDUCTION_VOCAB, tok.bos_token_id, recipe.batch_size, recipe.config["n_ctx"],
+        p_skip=INDUCTION_P_SKIP, skip_seed=INDUCTION_SKIP_SEED,
     )
 
 
@@ -142,15 +143,18 @@ RECIPES: dict[str, Recipe] = {
             act_fn=None,
         ),
         data_recipe=(
-            "Rows of 128 tokens: <bos>, then runs of 1-16 fresh tokens (drawn without replacement "
-            "from 512 ids), each followed by a span of 8-48 tokens copied from a random earlier "
-            "position of the row (lib.data.induction_batch)."
+            "Rows of 128 tokens: <bos>, then runs of 1-16 tokens, each followed by a span of 8-48 "
+            "tokens copied from a random earlier position of the row (lib.data.induction_batch). "
+            "A run's tokens are fresh (drawn without replacement from 512 ids), except that with "
+            "probability 0.3 a token is pi(the token two positions back) for a fixed random "
+            "permutation pi: a skip-bigram rule, so that the previous token is worth knowing at "
+            "every position, as in language."
         ),
         build_tokenizer=_induction_tokenizer,
         batches=_induction_batches,
         evaluate=_induction_eval,
         seed=0,
-        steps=2000,
+        steps=4000,
         lr=3e-3,
     ),
     "language-4l": Recipe(

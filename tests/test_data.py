@@ -1,5 +1,6 @@
 """lib.data: the seeded token generators, against slow per-row references."""
 
+import pytest
 import torch
 
 from lib import data
@@ -12,8 +13,18 @@ def test_repeated_tokens_shape_halves_and_seed():
     assert (tokens[:, 0] == 99).all()
     assert torch.equal(tokens[:, 1:8], tokens[:, 8:])
     assert torch.isin(tokens[:, 1:], vocab).all()
+    assert all(len(set(row[1:8].tolist())) == 7 for row in tokens)
     assert torch.equal(tokens, data.repeated_tokens(vocab, 99, 7, 5, seed=1))
     assert not torch.equal(tokens, data.repeated_tokens(vocab, 99, 7, 5, seed=2))
+
+
+def test_distinct_tokens_never_repeat_within_a_row():
+    distinct = data.distinct_tokens(torch.arange(5, 50), 0, 30, 4, seed=0)
+    assert distinct.shape == (4, 30) and (distinct[:, 0] == 0).all()
+    assert all(len(set(row[1:].tolist())) == 29 and row[1:].min() >= 5 for row in distinct)
+    assert torch.equal(distinct, data.distinct_tokens(torch.arange(5, 50), 0, 30, 4, seed=0))
+    with pytest.raises(ValueError, match="distinct tokens"):
+        data.distinct_tokens(torch.arange(10), 0, 30, 1, seed=0)
 
 
 def copied_fraction(row: torch.Tensor, min_span: int) -> float:
@@ -48,3 +59,17 @@ def test_induction_batches_are_seeded():
     a, b = data.induction_batches(3, 50, 50, 4, 32), data.induction_batches(3, 50, 50, 4, 32)
     assert all(torch.equal(next(a), next(b)) for _ in range(3))
     assert not torch.equal(next(data.induction_batches(4, 50, 50, 4, 32)), next(data.induction_batches(3, 50, 50, 4, 32)))
+
+
+def test_skip_bigram_rule():
+    """With p_skip, a good share of positions hold pi(token two back) for the one fixed
+    permutation pi (made by the rule, or copied from where it was made); without it, almost none."""
+    def rule_share(tokens: torch.Tensor, pi: list[int]) -> float:  # slow reference: a loop
+        pairs = [row[i] == pi[row[i - 2]] for row in tokens.tolist() for i in range(3, len(row))]
+        return sum(pairs) / len(pairs)
+
+    pi = torch.randperm(512, generator=torch.Generator().manual_seed(7)).tolist()
+    with_rule = data.induction_batch(512, 512, 16, 128, torch.Generator().manual_seed(0), p_skip=0.3, skip_seed=7)
+    without = data.induction_batch(512, 512, 16, 128, torch.Generator().manual_seed(0))
+    assert 0.15 < rule_share(with_rule, pi) < 0.45
+    assert rule_share(without, pi) < 0.01

@@ -47,6 +47,11 @@ def test_setup_seeds_and_picks_the_renderer():
     torch.set_grad_enabled(True)
 
 
+def test_sig_rounds_to_three_significant_digits():
+    assert [env.sig(x) for x in (0.123456, 123456.0, -0.0009876, 0.0)] == [0.123, 123000.0, -0.000988, 0.0]
+    assert env.sig(float("nan")) is None
+
+
 @pytest.mark.parametrize("value", [0, 11, 2.0, True, "3"])
 def test_check_int_refuses(value):
     with pytest.raises(ValueError, match=rf"N={value!r} is not allowed; expected an integer in \[1, 10\]"):

@@ -1,0 +1,259 @@
+"""lib.residual against slow, obviously correct references: per-layer and per-head Python loops
+over a full TransformerLens cache, TransformerLens's own head results and LayerNorm stacking,
+one hooked forward pass per ablation; and the chapter on the offline tiny GPT-2."""
+
+import nbformat
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from offline_hf import glued
+from lib import book, grammar, residual
+
+NORMS = ["LN", "LNPre", "RMS", None]
+
+
+def random_model(norm: str | None = "LN", use_attn_result: bool = False, d_vocab: int = 30, **kw) -> HookedTransformer:
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=24, d_vocab=d_vocab,
+                                  act_fn="gelu_new", normalization_type=norm, use_attn_result=use_attn_result, **kw)
+    model = HookedTransformer(cfg).eval()
+    with torch.no_grad():  # non-zero biases and LayerNorm weights, so every term is exercised
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module")
+def tokens() -> torch.Tensor:
+    return torch.randint(0, 30, (3, 14), generator=torch.Generator().manual_seed(1))
+
+
+def test_decompose_matches_tl_head_results_and_sums_to_resid(tokens):
+    model = random_model(use_attn_result=True)
+    stack, labels = residual.decompose(model, tokens)
+    _, cache = model.run_with_cache(tokens)
+    expected = {"embed": cache["hook_embed"], "pos_embed": cache["hook_pos_embed"].expand_as(cache["hook_embed"])}
+    for layer in range(3):
+        for head in range(4):
+            expected[f"L{layer}H{head}"] = cache["result", layer][:, :, head]
+        expected[f"L{layer} b_O"] = model.b_O[layer].expand_as(cache["hook_embed"])
+        expected[f"MLP{layer}"] = cache["mlp_out", layer]
+    assert set(labels) == set(expected) and len(labels) == len(expected)
+    for label, value in zip(labels, stack):
+        torch.testing.assert_close(value, expected[label], atol=1e-5, rtol=1e-5, msg=label)
+    total = sum(expected.values())
+    torch.testing.assert_close(stack.sum(0), cache["resid_post", 2], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(total, cache["resid_post", 2], atol=1e-4, rtol=1e-5)
+
+
+def test_decompose_order_is_the_order_of_addition(tokens):
+    _, labels = residual.decompose(random_model(), tokens)
+    per_layer = [[f"L{layer}H{head}" for head in range(4)] + [f"L{layer} b_O", f"MLP{layer}"] for layer in range(3)]
+    assert labels == ["embed", "pos_embed"] + [label for layer in per_layer for label in layer]
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_decomposition_errors_are_rounding(tokens, norm):
+    errors = residual.decomposition_errors(random_model(norm), tokens)
+    assert set(errors) == {"resid", "attn"} and max(errors.values()) < 1e-5, errors
+
+
+def test_rotary_model_has_no_position_term(tokens):
+    model = random_model(positional_embedding_type="rotary")
+    stack, labels = residual.decompose(model, tokens)
+    assert "pos_embed" not in labels
+    assert residual.decomposition_errors(model, tokens)["resid"] < 1e-5
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_logit_lens_matches_per_layer_loop(tokens, norm):
+    model = random_model(norm)
+    lens = residual.logit_lens(model, tokens)
+    _, cache = model.run_with_cache(tokens)
+    stream = [cache["resid_pre", layer] for layer in range(3)] + [cache["resid_post", 2]]
+    final = model(tokens).log_softmax(-1)
+    for i, resid in enumerate(stream):
+        for b in range(tokens.shape[0]):
+            for p in range(tokens.shape[1]):
+                x = resid[b, p]
+                if norm in ("LN", "LNPre"):
+                    x = x - x.mean()
+                if norm is not None:
+                    x = x / (x.pow(2).mean() + model.cfg.eps).sqrt()
+                if norm in ("LN", "RMS"):
+                    x = x * model.ln_final.w + (model.ln_final.b if norm == "LN" else 0)
+                logprobs = (x @ model.W_U + model.b_U).log_softmax(-1)
+                assert lens.top1[i, b, p].item() == logprobs.argmax().item()
+                kl = (final[b, p].exp() * (final[b, p] - logprobs)).sum()
+                assert lens.kl_to_final[i, b, p].item() == pytest.approx(kl.item(), abs=1e-5)
+                if p + 1 < tokens.shape[1]:
+                    assert lens.logprob_next[i, b, p].item() == pytest.approx(logprobs[tokens[b, p + 1]].item(), abs=1e-5)
+    assert (lens.top1[-1] == final.argmax(-1)).all() and lens.kl_to_final[-1].abs().max() < 1e-5
+
+
+def slow_attribution(model, tokens, sites, correct, wrong, center=False):
+    """One component vector at a time: LayerNorm with the run's scale, dot with W_U columns."""
+    stack, labels = residual.decompose(model, tokens)
+    if center:
+        stack = stack - stack.mean((1, 2), keepdim=True)
+    names = {"ln_final.hook_scale"} if model.cfg.normalization_type else set()
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    out = torch.zeros(len(labels), len(sites))
+    for i, (b, p) in enumerate(sites):
+        direction = model.W_U[:, correct[i]] - model.W_U[:, wrong[i]]
+        for c in range(len(labels)):
+            x = stack[c, b, p]
+            if model.cfg.normalization_type in ("LN", "LNPre"):
+                x = x - x.mean()
+            if model.cfg.normalization_type is not None:
+                x = x / cache["ln_final.hook_scale"][b, p, 0]
+            if model.cfg.normalization_type in ("LN", "RMS"):
+                x = x * model.ln_final.w
+            out[c, i] = x @ direction
+    return out, labels
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("center", [False, True])
+def test_dla_matches_per_component_loop_and_sums_to_the_logit_difference(tokens, norm, center):
+    model = random_model(norm)
+    sites = [(0, 3), (1, 13), (2, 0), (2, 7)]
+    b, p = torch.tensor(sites).T
+    correct, wrong = torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6, 7, 8])
+    attr = residual.direct_logit_attribution(model, tokens, b, p, correct, wrong, center=center)
+    slow, labels = slow_attribution(model, tokens, sites, correct, wrong, center)
+    by_label = dict(zip(labels, slow))
+    torch.testing.assert_close(attr.embed, by_label["embed"], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(attr.pos_embed, by_label["pos_embed"], atol=1e-5, rtol=1e-4)
+    for layer in range(3):
+        torch.testing.assert_close(attr.mlps[layer], by_label[f"MLP{layer}"], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(attr.attn_bias[layer], by_label[f"L{layer} b_O"], atol=1e-5, rtol=1e-4)
+        for head in range(4):
+            torch.testing.assert_close(attr.heads[layer, head], by_label[f"L{layer}H{head}"], atol=1e-5, rtol=1e-4)
+    logits = model(tokens)
+    torch.testing.assert_close(attr.total, logits[b, p, correct] - logits[b, p, wrong])
+    if not center:
+        torch.testing.assert_close(attr.summed(), attr.total, atol=1e-4, rtol=1e-4)
+    rows, row_labels = attr.stacked()
+    assert row_labels == ["embed", "pos_embed"] + [f"L{l}H{h}" for l in range(3) for h in range(4)] + ["MLP0", "MLP1", "MLP2"]
+    torch.testing.assert_close(rows, torch.stack([by_label[label] for label in row_labels]), atol=1e-5, rtol=1e-4)
+
+
+def test_dla_heads_match_tl_apply_ln_to_stack(tokens):
+    """TransformerLens centres and divides by the final scale; its weights are folded (LNPre)."""
+    model = random_model("LNPre", use_attn_result=True)
+    correct, wrong = torch.tensor([3, 9, 11]), torch.tensor([4, 4, 2])
+    b, p = torch.tensor([0, 1, 2]), torch.tensor([13, 13, 13])
+    attr = residual.direct_logit_attribution(model, tokens, b, p, correct, wrong)
+    _, cache = model.run_with_cache(tokens)
+    stack, _ = cache.stack_head_results(layer=-1, return_labels=True, pos_slice=-1)  # [head, batch, d_model]
+    scaled = cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1)
+    directions = (model.W_U[:, correct] - model.W_U[:, wrong]).T  # [batch, d_model]
+    expected = (scaled * directions).sum(-1).view(3, 4, 3)
+    torch.testing.assert_close(attr.heads, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_mean_ablation_matches_one_hooked_run_per_component(tokens):
+    model = random_model()
+    target = tokens[:, 1:]
+
+    def metric(logits):
+        return -logits[:, :-1].log_softmax(-1).gather(-1, target[..., None])[..., 0].mean(-1)
+
+    heads, mlps = residual.mean_ablation(model, tokens, metric)
+    _, cache = model.run_with_cache(tokens)
+    clean = metric(model(tokens)).mean()
+    for layer in range(3):
+        for head in range(4):
+            def ablate_head(z, hook, head=head):
+                z[:, :, head] = cache[hook.name][:, :, head].mean((0, 1))
+                return z
+            out = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", ablate_head)])
+            assert heads[layer, head].item() == pytest.approx((metric(out).mean() - clean).item(), abs=1e-5)
+
+        def ablate_mlp(act, hook):
+            return cache[hook.name].mean((0, 1)).expand_as(act)
+        out = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.hook_mlp_out", ablate_mlp)])
+        assert mlps[layer].item() == pytest.approx((metric(out).mean() - clean).item(), abs=1e-5)
+
+
+def test_residual_norms_match_loop(tokens):
+    model = random_model()
+    norms = residual.residual_norms(model, tokens)
+    _, cache = model.run_with_cache(tokens)
+    stream = [cache["resid_pre", layer] for layer in range(3)] + [cache["resid_post", 2]]
+    assert norms.shape == (4, *tokens.shape)
+    for i, resid in enumerate(stream):
+        for b in range(tokens.shape[0]):
+            for p in range(tokens.shape[1]):
+                assert norms[i, b, p].item() == pytest.approx(resid[b, p].norm().item(), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def language_model(tmp_path_factory) -> HookedTransformer:
+    tok = grammar.tokenizer(tmp_path_factory.mktemp("tok"))
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64,
+                                  d_vocab=len(grammar.VOCAB), act_fn="gelu_new", normalization_type="LN")
+    return HookedTransformer(cfg, tokenizer=tok).eval()
+
+
+def test_agreement_prompts_are_grammatical_minimal_pairs(language_model):
+    prompts = residual.agreement_prompts(language_model, 20, seed=3)
+    assert len(prompts.texts) == 20 and prompts.clean.shape == prompts.corrupt.shape and prompts.paired.all()
+    differ = prompts.clean != prompts.corrupt
+    assert (differ.sum(1) == 1).all()  # only the subject noun changes ...
+    changed = prompts.clean[differ]
+    assert (grammar.OTHER_NUMBER[changed] == prompts.corrupt[differ]).all()  # ... to its other number
+    assert (grammar.OTHER_NUMBER[prompts.correct] == prompts.wrong).all() and (prompts.correct != prompts.wrong).all()
+    rows = torch.arange(20)
+    for prompt, right, other in ((prompts.clean, prompts.correct, prompts.wrong), (prompts.corrupt, prompts.wrong, prompts.correct)):
+        # the generator's distribution after the whole prompt (the answer appended is only scored)
+        probs = grammar.true_next_token_probs(torch.cat([prompt, right[:, None]], 1))[:, -1]
+        assert (probs[rows, right] > 0).all() and (probs[rows, other] == 0).all()
+    # attractor: the prepositional phrase's noun (the last word) has the other number than the subject
+    singular = {sg for lex in (grammar.ANIMATE_NOUNS, grammar.THING_NOUNS) for pairs in lex.values() for sg, _ in pairs}
+    for text, attractor in zip(prompts.texts, prompts.attractor.tolist()):
+        words = text.split()  # there was a NOUN named NAME . the SUBJECT PREP the PLACE
+        assert attractor == ((words[8] in singular) != (words[-1] in singular)), text
+
+
+def test_language_tokens_and_metric(language_model):
+    corpus = grammar.sample_corpus(0, 2, 40)
+    assert residual.speaks_language(language_model)
+    assert torch.equal(residual.language_tokens(language_model, corpus), corpus.tokens)
+    logits = torch.randn(3, 5, 7)
+    metric = residual.logit_diff_metric(torch.tensor([1, 2, 3]), torch.tensor([0, 0, 6]))
+    torch.testing.assert_close(metric(logits), torch.stack([logits[i, -1, c] - logits[i, -1, w]
+                                                            for i, (c, w) in enumerate([(1, 0), (2, 0), (3, 6)])]))
+
+
+def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
+    out = book.execute("residual_stream", tmp_path / "gpt2.ipynb",
+                       {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "BATCH": 3, "N_CTX": 32, "N_PROMPTS": 60,
+                        "SEQ_LEN": 8, "REP_BATCH": 2})
+    values = glued(nbformat.read(out, as_version=4))
+    assert values["decomp_max_rel_err"] <= 1e-4 and values["dla_sum_rel_err"] <= 1e-3
+    lens = values["lens_agreement_by_layer"]
+    assert len(lens) == 3 and lens[-1] == 1.0 and all(0 <= v <= 1 for v in lens)
+    assert 0 < values["heldout_loss"] < 20 and "true_entropy" not in values and "name_copy_mass" not in values
+    assert values["mlp_patch_max_loss_increase"] > -20 and len(values["mlp_patch_by_layer"]) == 2
+    assert values["pos0_norm_ratio"] > 0 and values["n_prompts"] >= 1
+    assert values["n_pairs"] == 0 or -1 <= values["attrib_corr"] <= 1  # the tiny tokenizer spells words letter by letter
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"N_CTX": 1000}, r"N_CTX=1000 is not allowed; expected an integer in \[8, 128\]"),
+        ({"SEQ_LEN": 64}, r"SEQ_LEN=64 is not allowed; expected an integer in \[2, 63\]"),
+        ({"N_PROMPTS": 0}, r"N_PROMPTS=0 is not allowed; expected an integer >= 4"),
+        ({"MODEL_NAME": "induction-2l"}, "MODEL_NAME='induction-2l' is attention-only"),
+    ],
+)
+def test_bad_parameters_fail_fast_without_output(tmp_path, params, message):
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(book.ChapterError, match=message):
+        book.execute("residual_stream", out, params)
+    assert not list(tmp_path.iterdir())

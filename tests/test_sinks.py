@@ -1,0 +1,165 @@
+"""lib.sinks and the attention-sink scores of lib.attention against slow, obviously correct
+references: per-head, per-position Python loops over a full cache, and window attention against
+running each truncated window on its own; then the chapter itself, on the offline tiny GPT-2 and
+with bad parameters."""
+
+import nbformat
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from offline_hf import glued
+from lib import attention, book, grammar, residual, sinks
+
+
+@pytest.fixture(scope="module")
+def model() -> HookedTransformer:
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=40, d_vocab=20,
+                                  act_fn="gelu_new", normalization_type="LN")
+    return HookedTransformer(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def tokens() -> torch.Tensor:
+    return torch.randint(0, 20, (3, 24), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def cache(model, tokens):
+    return model.run_with_cache(tokens)[1]
+
+
+def test_first_token_mass_matches_loop(model, tokens, cache):
+    queries = torch.rand(tokens.shape, generator=torch.Generator().manual_seed(2)) > 0.5
+    fast = attention.first_token_mass(model, tokens, queries)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            masses = [cache["pattern", layer][b, head, q, 0].item()
+                      for b in range(tokens.shape[0]) for q in range(tokens.shape[1]) if queries[b, q]]
+            assert fast[layer, head].item() == pytest.approx(sum(masses) / len(masses), abs=1e-5)
+
+
+def test_token_importance_and_sink_rate_match_loop(model, tokens, cache):
+    fast = attention.token_importance(model, tokens)
+    n = tokens.shape[1]
+    expected = torch.zeros_like(fast)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            for k in range(n):
+                received = [cache["pattern", layer][b, head, i, k].item() for b in range(tokens.shape[0]) for i in range(k, n)]
+                expected[layer, head, k] = sum(received) / len(received)
+    torch.testing.assert_close(fast, expected, atol=1e-5, rtol=0)
+    for threshold in (0.05, 0.1, 0.3):
+        count = sum(expected[l, h, 0].item() > threshold for l in range(2) for h in range(4))
+        assert attention.sink_rate(fast, threshold) == pytest.approx(100 * count / 8)
+
+
+def test_value_and_output_norms_match_loop(model, tokens, cache):
+    values, outputs = sinks.value_norms(model, tokens), sinks.head_output_norms(model, tokens)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            for pos in range(tokens.shape[1]):
+                v = [cache["v", layer][b, pos, head].norm().item() for b in range(tokens.shape[0])]
+                out = [(cache["z", layer][b, pos, head] @ model.W_O[layer, head]).norm().item() for b in range(tokens.shape[0])]
+                assert values[layer, head, pos].item() == pytest.approx(sum(v) / len(v), abs=1e-5)
+                assert outputs[layer, head, pos].item() == pytest.approx(sum(out) / len(out), abs=1e-5)
+
+
+def test_head_output_spread_matches_loop(model, tokens, cache):
+    queries = torch.rand(tokens.shape, generator=torch.Generator().manual_seed(5)) > 0.3
+    fast = sinks.head_output_spread(model, tokens, queries)
+    picked = [(b, q) for b in range(tokens.shape[0]) for q in range(tokens.shape[1]) if queries[b, q]]
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            outs = [cache["z", layer][b, q, head] @ model.W_O[layer, head] for b, q in picked]
+            mean = sum(outs) / len(outs)
+            expected = sum((o - mean).norm().item() for o in outs) / sum(o.norm().item() for o in outs)
+            assert fast[layer, head].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_massive_activations_match_loop(model, tokens, cache):
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(2)] + ["blocks.1.hook_resid_post"]
+    assert residual.residual_names(model) == names
+    massive = sinks.massive_activations(model, tokens, top=4)
+    for point, name in enumerate(names):
+        resid = cache[name]
+        entries = sorted(((abs(resid[b, p, d].item()), p, d) for b in range(resid.shape[0])
+                          for p in range(resid.shape[1]) for d in range(resid.shape[2])), reverse=True)
+        for rank, (value, pos, dim) in enumerate(entries[:4]):
+            assert massive["value"][point, rank].item() == pytest.approx(value, abs=1e-5)
+            assert (massive["position"][point, rank].item(), massive["dim"][point, rank].item()) == (pos, dim)
+        assert massive["median"][point].item() == pytest.approx(resid.abs().flatten().median().item(), abs=1e-6)
+
+
+def test_window_mask_matches_definition():
+    mask = sinks.window_mask(12, 4, 2)
+    for dest in range(12):
+        for src in range(12):
+            assert mask[dest, src].item() == (src <= dest and (dest - src < 4 or src < 2))
+
+
+@pytest.mark.parametrize("window, n_sink", [(4, 0), (4, 1), (5, 3)])
+def test_window_attention_matches_truncated_runs(window, n_sink):
+    """With one layer and no positional information, window attention at query ``i`` is exactly
+    the model run on the visible tokens alone: the first ``n_sink`` then the last ``window``."""
+    torch.manual_seed(3)
+    cfg = HookedTransformerConfig(n_layers=1, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=40, d_vocab=20,
+                                  act_fn="gelu_new", normalization_type="LN")
+    model = HookedTransformer(cfg).eval()
+    model.W_pos.data.zero_()
+    tokens = torch.randint(0, 20, (2, 16), generator=torch.Generator().manual_seed(4))
+    fast = sinks.next_token_loss(model, tokens, window, n_sink)
+    for i in range(tokens.shape[1] - 1):
+        visible = sorted({*range(min(n_sink, i + 1)), *range(max(0, i - window + 1), i + 1)})
+        logits = model(tokens[:, visible])[:, -1].log_softmax(-1)
+        expected = -logits.gather(-1, tokens[:, i + 1, None]).mean()
+        assert fast[i].item() == pytest.approx(expected.item(), abs=1e-4), i
+
+
+def test_window_attention_hides_the_masked_keys(model, tokens):
+    patterns = {}
+    model.run_with_hooks(tokens, fwd_hooks=sinks.window_hooks(5, 2) + [
+        (lambda name: name.endswith("hook_pattern"), lambda p, hook: patterns.update({hook.layer(): p}))])
+    hidden = ~sinks.window_mask(tokens.shape[1], 5, 2)
+    for pattern in patterns.values():
+        assert pattern[..., hidden].abs().max() == 0
+        torch.testing.assert_close(pattern.sum(-1), torch.ones(pattern.shape[:-1]))
+    full = sinks.next_token_loss(model, tokens)
+    torch.testing.assert_close(sinks.next_token_loss(model, tokens, chunk=1), full)
+    torch.testing.assert_close(sinks.next_token_loss(model, tokens, tokens.shape[1], 0), full)
+    assert not torch.allclose(sinks.next_token_loss(model, tokens, 3, 0), full)
+
+
+def test_text_stream_and_first_token_edit():
+    stream = sinks.text_stream(0, 3, 100)
+    assert stream.shape == (3, 100) and (stream[:, 0] == grammar.BOS_ID).all() and (stream[:, 1:] != grammar.BOS_ID).all()
+    replaced = sinks.replace_first(stream, 7)
+    assert (replaced[:, 0] == 7).all() and torch.equal(replaced[:, 1:], stream[:, 1:]) and (stream[:, 0] == grammar.BOS_ID).all()
+
+
+def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
+    out = book.execute("attention_sinks", tmp_path / "gpt2.ipynb",
+                       {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "SEQ_LEN": 10, "BATCH": 3, "PLAIN_LEN": 32,
+                        "WINDOW": 8})
+    values = glued(nbformat.read(out, as_version=4))
+    for name in ("induction_first_attn_repeated", "induction_first_attn_plain"):
+        assert 0 <= values[name] <= 1
+    assert 0 <= values["sink1_pct"] <= 100 and values["first_value_norm_ratio"] > 0
+    for name in ("loss_full", "loss_window_no_sink", "loss_window_with_sink"):
+        assert 0 < values[name] < 20
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"WINDOW": 0}, r"WINDOW=0 is not allowed; expected an integer in \[1, "),
+        ({"PLAIN_LEN": 1000}, r"PLAIN_LEN=1000 is not allowed; expected an integer in \[8, 128\]"),
+        ({"WINDOW_LEN": 129}, r"WINDOW_LEN=129 is not allowed; expected an integer in \[0, 128\]"),
+    ],
+)
+def test_bad_parameters_fail_fast_without_output(tmp_path, params, message):
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(book.ChapterError, match=message):
+        book.execute("attention_sinks", out, params)
+    assert not list(tmp_path.iterdir())
