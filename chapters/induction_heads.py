@@ -362,6 +362,7 @@ results = pd.DataFrame(
     [
         ("log-prob, first half", rep["rep_logprob_first"], -13.898),
         ("log-prob, second half", rep["rep_logprob_second"], -0.644),
+        ("log-prob, second half, drawn with replacement", replaced_logprobs.mean().item(), -0.644),
         ("top-1 accuracy, first half", rep["rep_acc_first"], 0.0),
         ("top-1 accuracy, second half", rep["rep_acc_second"], 0.93),
         ("top induction score", top_induction_score, 0.91),
@@ -373,7 +374,9 @@ results
 
 # %% [markdown]
 # Published values: the induction-heads walkthrough on GPT-2 small (repeated random tokens of
-# length 50; induction head L5H5, previous-token head L4H11) and Olsson et al. (2022). A random
+# length 50, drawn with replacement: on GPT-2's vocabulary about 2% of such rows hold a chance
+# repeat, so the two draws agree there; induction head L5H5, previous-token head L4H11) and
+# Olsson et al. (2022). A random
 # model's first-half log-prob is near $-\ln(\text{vocabulary})$; GPT-2's is far lower because it
 # is confidently wrong on random tokens.
 #
