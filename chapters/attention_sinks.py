@@ -67,13 +67,9 @@ env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
 IS_ORGANISM = MODEL_NAME in zoo.RECIPES
 CHECK_BANDS = MODEL_NAME == "induction-2l"  # the default organism: the check cells' tolerance bands apply
-SPEAKS_GRAMMAR = model.tokenizer.get_vocab() == grammar.ID  # the language organism
+SPEAKS_GRAMMAR = models.speaks_language(model)  # the language organism
 bos = model.tokenizer.bos_token_id
-if SPEAKS_GRAMMAR:  # the words the language uses, not the reserved ones
-    ordinary = sinks.language_words()
-else:
-    special = set(model.tokenizer.all_special_ids)
-    ordinary = torch.tensor([i for i in range(min(model.cfg.d_vocab, len(model.tokenizer))) if i not in special])
+ordinary = models.ordinary_tokens(model)
 print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
       f"vocabulary {model.cfg.d_vocab} ({len(ordinary)} ordinary tokens), context {model.cfg.n_ctx}")
 
@@ -363,7 +359,7 @@ if CHECK_BANDS:  # the organism's sink follows the BOS token
 # %%
 if IS_ORGANISM and not SPEAKS_GRAMMAR:
     other = models.load_model("language-4l", DEVICE, DTYPE)
-    other_repeated = data.repeated_tokens(sinks.language_words(), grammar.BOS_ID, SEQ_LEN, BATCH, SEED)
+    other_repeated = data.repeated_tokens(grammar.WORD_IDS, grammar.BOS_ID, SEQ_LEN, BATCH, SEED)
     other_induction = attention.head_scores(other, other_repeated, ("induction",))["induction"]
     other_text = sinks.text_stream(SEED, BATCH, PLAIN_LEN)
     other_importance = attention.token_importance(other, other_text)

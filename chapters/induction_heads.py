@@ -54,7 +54,7 @@ from myst_nb import glue
 
 from transformer_lens.utilities import get_act_name
 
-from lib import attention, data, env, models, params, patching, plots, zoo
+from lib import attention, data, env, models, params, patching, plots, residual, zoo
 
 config = models.model_config(MODEL_NAME)
 params.check_int("SEQ_LEN", SEQ_LEN, 2, (config.n_ctx - 1) // 2)
@@ -81,8 +81,7 @@ print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d
 # the model. The end of the next cell measures that too.
 
 # %%
-special = set(model.tokenizer.all_special_ids)
-ordinary = torch.tensor([i for i in range(model.cfg.d_vocab) if i not in special])
+ordinary = models.ordinary_tokens(model)
 tokens = data.repeated_tokens(ordinary, model.tokenizer.bos_token_id, SEQ_LEN, BATCH, SEED).to(model.cfg.device)
 logits = model(tokens)
 logprobs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0].float()  # [batch, 2*SEQ_LEN]
@@ -194,23 +193,14 @@ if IS_ORGANISM:
 # output at that position carries the copied prediction, the loss rises.
 
 # %%
-targets = tokens[:, SEQ_LEN + 2 :]  # second-half tokens that the first half predicts
-
-
-def second_half_nll(patched: torch.Tensor) -> torch.Tensor:
-    """Per-token loss [batch, pos] on the predictable second-half tokens (logits [batch, pos, vocab])."""
-    logprobs = patched[:, SEQ_LEN + 1 : -1].float().log_softmax(-1)
-    return -logprobs.gather(-1, targets[..., None])[..., 0]
-
-
 def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
-    """Per-sequence mean loss on the second half: the ablation metric."""
-    return second_half_nll(patched).mean(-1)
+    """Per-sequence mean loss on the predictable second half: the ablation metric."""
+    return data.second_half_nll(patched, tokens, SEQ_LEN).mean(-1)
 
 
 def second_half_total(patched: torch.Tensor) -> torch.Tensor:
     """Per-sequence summed loss on the second half: what patching one position costs in all."""
-    return second_half_nll(patched).sum(-1)
+    return data.second_half_nll(patched, tokens, SEQ_LEN).sum(-1)
 
 
 clean_loss = second_half_loss(logits).mean().item()
@@ -218,7 +208,7 @@ z_names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
 attn_names = [get_act_name("attn_out", layer) for layer in range(model.cfg.n_layers)]
 _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in z_names + attn_names)
 mean_z = {name: cache[name].mean((0, 1), keepdim=True).expand_as(cache[name]) for name in z_names}
-ablation = patching.patch_sweep(model, tokens, mean_z, "z", "head", second_half_loss) - clean_loss
+ablation, _ = residual.mean_ablation(model, tokens, second_half_loss)  # [layer, head]; no MLPs here
 top_ablation_head = top_head(ablation)
 glue("top_ablation_increase", round(ablation.max().item(), 3), display=False)
 glue("top_ablation_head", f"L{top_ablation_head[0]}H{top_ablation_head[1]}", display=False)

@@ -544,17 +544,13 @@ if IS_ORGANISM:  # the prose: position 0 larger than ordinary tokens, modestly; 
 # compare the loss on the two halves.
 
 # %%
-special = set(model.tokenizer.all_special_ids)
-ordinary_ids = torch.tensor([i for i in range(model.cfg.d_vocab) if i not in special])
+ordinary_ids = models.ordinary_tokens(model)
 rep_tokens = data.repeated_tokens(ordinary_ids, model.tokenizer.bos_token_id, SEQ_LEN, REP_BATCH, SEED).to(model.cfg.device)
-rep_targets = rep_tokens[:, SEQ_LEN + 2 :]
 
 
 def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
-    """Per-sequence loss on the predictable second-half tokens (all but the first repeated one)
-    (logits [batch, pos, vocab])."""
-    logprobs = patched[:, SEQ_LEN + 1 : -1].float().log_softmax(-1)
-    return -logprobs.gather(-1, rep_targets[..., None])[..., 0].mean(-1)
+    """Per-sequence loss on the predictable second half (logits [batch, pos, vocab])."""
+    return data.second_half_nll(patched, rep_tokens, SEQ_LEN).mean(-1)
 
 
 mlp_names = [get_act_name("mlp_out", layer) for layer in range(L)]

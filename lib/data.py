@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
 
@@ -39,6 +39,15 @@ def repeated_tokens(
     """
     first = distinct_tokens(vocab, bos_id, seq_len + 1, batch, seed)
     return torch.cat([first, first[:, 1:]], dim=1)
+
+
+def second_half_nll(
+    logits: Float[Tensor, "batch 1+2*seq_len d_vocab"], tokens: Int[Tensor, "batch 1+2*seq_len"], seq_len: int
+) -> Float[Tensor, "batch seq_len-1"]:
+    """Per-token loss on the predictable part of :func:`repeated_tokens`: the second half but its
+    first token, which nothing announces (chapters 'Induction heads', 'Residual stream')."""
+    logprobs = logits[:, seq_len + 1 : -1].float().log_softmax(-1)
+    return -logprobs.gather(-1, tokens[:, seq_len + 2 :, None].to(logprobs.device))[..., 0]
 
 
 def induction_batch(

@@ -217,6 +217,11 @@ def _other_number() -> list[int]:
 
 WORD_CLASS_OF: Int[Tensor, " vocab"] = torch.tensor(_word_classes())
 """The word class of every token id (an index into :data:`WORD_CLASSES`)."""
+WORD_IDS: Int[Tensor, " n_words"] = torch.nonzero(
+    ~torch.isin(WORD_CLASS_OF, torch.tensor([WORD_CLASSES.index("bos"), WORD_CLASSES.index("reserved")]))
+)[:, 0]
+"""The ids of the words the language produces: no ``<bos>``, no reserved ids (those are kept for
+later organisms' formats and never occur in the language)."""
 OTHER_NUMBER: Int[Tensor, " vocab"] = torch.tensor(_other_number())
 """For nouns, verbs, the copula and this/these: the id of the same word in the other number
 (``runs`` -> ``run``); every other id maps to itself."""

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+from jaxtyping import Int
+from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens import loading_from_pretrained as loading
 
-from lib import env, zoo
+from lib import env, grammar, zoo
 
 warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
 
@@ -52,3 +55,19 @@ def load_model(name: str, device: str = "auto", dtype: str = "float32") -> Hooke
     except ValueError:
         raise _unknown(name) from None
     return HookedTransformer.from_pretrained(name, device=torch_device, dtype=torch_dtype).eval()
+
+
+def speaks_language(model: HookedTransformer) -> bool:
+    """Whether the model's tokenizer is the book's language's, one token per word
+    (chapter 'Residual stream')."""
+    return model.tokenizer is not None and model.tokenizer.get_vocab() == grammar.ID
+
+
+def ordinary_tokens(model: HookedTransformer) -> Int[Tensor, " n_ordinary"]:
+    """The token ids random-token inputs draw from: every id the tokenizer defines (a padded
+    ``d_vocab`` can be larger) except its special tokens; for a model of the book's language,
+    the words the language uses, not the reserved ids it never saw (chapter 'Induction heads')."""
+    if speaks_language(model):
+        return grammar.WORD_IDS
+    special = set(model.tokenizer.all_special_ids)
+    return torch.tensor([i for i in range(min(model.cfg.d_vocab, len(model.tokenizer))) if i not in special])

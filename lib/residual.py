@@ -25,7 +25,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from lib import grammar, patching
+from lib import grammar, models, patching
 
 CENTERED_NORMS = ("LN", "LNPre")  # final norms that subtract the mean over d_model
 
@@ -262,18 +262,12 @@ def residual_norms(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -
 # Text of the book's language, for the organism or any model.
 
 
-def speaks_language(model: HookedTransformer) -> bool:
-    """Whether the model's tokenizer is the book's language's (one token per word)
-    (chapter 'Residual stream')."""
-    return model.tokenizer is not None and model.tokenizer.get_vocab() == grammar.ID
-
-
 def language_tokens(model: HookedTransformer, corpus: grammar.Corpus) -> Int[Tensor, "batch pos"]:
     """The corpus's rows as the model's tokens: the rows themselves for a model of the language;
     for any other model, each row's words as text (``<bos>`` between texts becomes the model's
     BOS token) re-tokenized by its tokenizer and cut to the row's length (every word is at
     least one token) (chapter 'Residual stream')."""
-    if speaks_language(model):
+    if models.speaks_language(model):
         return corpus.tokens.to(model.cfg.device)
     bos = model.tokenizer.bos_token
     texts = [" ".join(bos if t == grammar.BOS_ID else grammar.VOCAB[t] for t in row[1:]) for row in corpus.tokens.tolist()]

@@ -19,13 +19,6 @@ from transformer_lens import HookedTransformer
 from lib import grammar, residual
 
 
-def language_words() -> Int[Tensor, " n_words"]:
-    """Ids of the words the synthetic language produces: no ``<bos>``, no special or reserved
-    tokens (chapter 'Attention sinks')."""
-    excluded = torch.tensor([grammar.WORD_CLASSES.index("bos"), grammar.WORD_CLASSES.index("reserved")])
-    return torch.nonzero(~torch.isin(grammar.WORD_CLASS_OF, excluded))[:, 0]
-
-
 def text_stream(seed: int, batch: int, length: int) -> Int[Tensor, "batch length"]:
     """Rows of the synthetic language (:mod:`lib.grammar`) that open with one ``<bos>`` and then
     run text after text with the ``<bos>`` separators between texts removed, so the first token

@@ -146,7 +146,7 @@ RECIPES: dict[str, Recipe] = {
             "Rows of 128 tokens: <bos>, then runs of 1-16 tokens, each followed by a span of 8-48 "
             "tokens copied from a random earlier position of the row (lib.data.induction_batch). "
             "A run's tokens are fresh (drawn without replacement from 512 ids), except that with "
-            "probability 0.3 a token is pi(the token two positions back) for a fixed random "
+            f"probability {INDUCTION_P_SKIP} a token is pi(the token two positions back) for a fixed random "
             "permutation pi: a skip-bigram rule, so that the previous token is worth knowing at "
             "every position, as in language."
         ),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lib import env, models, params
+from lib import env, grammar, models, params
 
 
 def test_zoo_config_without_loading():
@@ -62,3 +62,18 @@ def test_check_int_refuses(value):
 def test_check_choice():
     with pytest.raises(ValueError, match=r"X='c' is not allowed; expected one of \['a', 'b'\]"):
         params.check_choice("X", "c", ["a", "b"])
+
+
+@pytest.mark.parametrize("name", ["induction-2l", "language-4l"])
+def test_ordinary_tokens_are_the_trained_non_special_ids(name):
+    model = models.load_model(name, "cpu")
+    got = models.ordinary_tokens(model).tolist()
+    special = set(model.tokenizer.all_special_ids)
+    if name == "language-4l":  # the words the language produces: no <bos>, no reserved ids
+        assert models.speaks_language(model)
+        classes = [grammar.WORD_CLASSES[c] for c in grammar.WORD_CLASS_OF.tolist()]
+        assert got == [i for i, c in enumerate(classes) if c not in ("bos", "reserved")]
+    else:
+        assert not models.speaks_language(model)
+        assert got == [i for i in range(len(model.tokenizer)) if i not in special]
+    assert not special & set(got)

@@ -8,7 +8,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from offline_hf import glued
-from lib import book, grammar, residual
+from lib import book, grammar, models, residual
 
 NORMS = ["LN", "LNPre", "RMS", None]
 
@@ -221,7 +221,7 @@ def test_agreement_prompts_are_grammatical_minimal_pairs(language_model):
 
 def test_language_tokens_and_metric(language_model):
     corpus = grammar.sample_corpus(0, 2, 40)
-    assert residual.speaks_language(language_model)
+    assert models.speaks_language(language_model)
     assert torch.equal(residual.language_tokens(language_model, corpus), corpus.tokens)
     logits = torch.randn(3, 5, 7)
     metric = residual.logit_diff_metric(torch.tensor([1, 2, 3]), torch.tensor([0, 0, 6]))
