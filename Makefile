@@ -1,7 +1,7 @@
 # The book's commands. Each one creates .venv and installs requirements.txt when missing
 # (torch first, from its exact pin, so pip never pulls a CUDA build).
 #   make book                               execute every chapter (papermill) and build the HTML
-#   make test                               lib tests, sync test, nbval over book/, book build
+#   make test                               ruff, lib tests, sync test, nbval over book/, book build
 #   make run CHAPTER=slug PARAMS="-p NAME VALUE ..."   re-execute one chapter into outputs/
 #   make params CHAPTER=slug                list a chapter's parameters
 #   make bench                              the patching benchmarks (benchmarks/RESULTS.md)
@@ -16,11 +16,12 @@ export IBE_DISABLE_TQDM := 1
 
 .PHONY: book test run params bench
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $$(grep -m1 '^torch==' requirements.txt)
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 book: $(STAMP)
@@ -28,6 +29,8 @@ book: $(STAMP)
 	$(JB) build . -n -W --keep-going
 
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval book/ --nbval-sanitize-with book/nbval_sanitize.cfg
 	$(JB) build . -n -W --keep-going

@@ -38,10 +38,20 @@ from lib import data, env, models, patching, zoo
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 SWEEPS = {  # name: (site, sweep, TransformerLens function, its patch setter, its index axes)
-    "resid_pre layer x pos": ("resid_pre", "layer_pos", tl_patching.get_act_patch_resid_pre,
-                              tl_patching.layer_pos_patch_setter, ("layer", "pos")),
-    "z head x pos": ("z", "head_pos", tl_patching.get_act_patch_attn_head_out_by_pos,
-                     tl_patching.layer_pos_head_vector_patch_setter, ("layer", "pos", "head")),
+    "resid_pre layer x pos": (
+        "resid_pre",
+        "layer_pos",
+        tl_patching.get_act_patch_resid_pre,
+        tl_patching.layer_pos_patch_setter,
+        ("layer", "pos"),
+    ),
+    "z head x pos": (
+        "z",
+        "head_pos",
+        tl_patching.get_act_patch_attn_head_out_by_pos,
+        tl_patching.layer_pos_head_vector_patch_setter,
+        ("layer", "pos", "head"),
+    ),
 }
 
 
@@ -70,8 +80,8 @@ def induction_case(device: str, seq_len: int, batch: int) -> Case | None:
         return None
     model = models.load_model("induction-2l", device=device)
     bos = model.tokenizer.bos_token_id
-    clean = data.repeated_tokens(torch.arange(zoo.INDUCTION_VOCAB), bos, seq_len, batch, seed=0)
-    fresh = data.repeated_tokens(torch.arange(zoo.INDUCTION_VOCAB), bos, seq_len, batch, seed=1)
+    clean = data.repeated_tokens(data.ordinary_tokens(model), bos, seq_len, batch, seed=0)
+    fresh = data.repeated_tokens(data.ordinary_tokens(model), bos, seq_len, batch, seed=1)
     answer = clean[:, -1].to(device)
     clean, corrupted = clean[:, :-1], clean[:, :-1].clone()
     corrupted[:, 1 : seq_len + 1] = fresh[:, 1 : seq_len + 1]
@@ -79,9 +89,15 @@ def induction_case(device: str, seq_len: int, batch: int) -> Case | None:
     def metric(logits: torch.Tensor) -> torch.Tensor:
         return logits[:, -1].log_softmax(-1).gather(-1, answer[:, None])[:, 0].mean()
 
-    return Case("induction-2l", model, clean.to(device), corrupted.to(device), metric,
-                f"{batch} prompts of {clean.shape[1]} tokens: BOS + {seq_len} random tokens + the first "
-                f"{seq_len - 1} again; corrupted: the first {seq_len} resampled")
+    return Case(
+        "induction-2l",
+        model,
+        clean.to(device),
+        corrupted.to(device),
+        metric,
+        f"{batch} prompts of {clean.shape[1]} tokens: BOS + {seq_len} random tokens + the first "
+        f"{seq_len - 1} again; corrupted: the first {seq_len} resampled",
+    )
 
 
 def gpt2_size_case(device: str, cfg: dict, n_pos: int, batch: int, tl_subset: bool) -> Case:
@@ -89,13 +105,16 @@ def gpt2_size_case(device: str, cfg: dict, n_pos: int, batch: int, tl_subset: bo
     the middle resampled (as when one name or subject token is swapped). Metric: logit
     difference between two fixed tokens at the last position."""
     torch.manual_seed(0)
-    model = HookedTransformer(HookedTransformerConfig(**cfg, act_fn="gelu_new", normalization_type="LN",
-                                                      device=device)).eval()
+    model = HookedTransformer(
+        HookedTransformerConfig(**cfg, act_fn="gelu_new", normalization_type="LN", device=device)
+    ).eval()
     g = torch.Generator().manual_seed(0)
     clean = torch.randint(cfg["d_vocab"], (batch, n_pos), generator=g)
     corrupted = clean.clone()
     k = n_pos // 2
-    corrupted[:, k] = (clean[:, k] + 1 + torch.randint(cfg["d_vocab"] - 1, (batch,), generator=g)) % cfg["d_vocab"]
+    corrupted[:, k] = (clean[:, k] + 1 + torch.randint(cfg["d_vocab"] - 1, (batch,), generator=g)) % cfg[
+        "d_vocab"
+    ]
     right, wrong = torch.randint(cfg["d_vocab"], (2, batch), generator=g).to(device)
     rows = torch.arange(batch, device=device)
 
@@ -106,8 +125,15 @@ def gpt2_size_case(device: str, cfg: dict, n_pos: int, batch: int, tl_subset: bo
     # the corrupted one, the next, the last
     subset = sorted({0, k, k + 1, n_pos - 1}) if tl_subset else None
     name = "GPT-2-small-size" if cfg["n_layers"] == 12 else "GPT-2-arch tiny"
-    return Case(name, model, clean.to(device), corrupted.to(device), metric,
-                f"{batch} random prompts of {n_pos} tokens; corrupted: token {k} resampled", subset)
+    return Case(
+        name,
+        model,
+        clean.to(device),
+        corrupted.to(device),
+        metric,
+        f"{batch} random prompts of {n_pos} tokens; corrupted: token {k} resampled",
+        subset,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +143,10 @@ def gpt2_size_case(device: str, cfg: dict, n_pos: int, batch: int, tl_subset: bo
 def block_flops(cfg, tokens: int, keys: int) -> int:
     """One block on ``tokens`` query positions attending over ``keys`` positions, per prompt."""
     kv_heads = cfg.n_key_value_heads or cfg.n_heads
-    attn = 2 * cfg.d_model * (cfg.n_heads + 2 * kv_heads) * cfg.d_head + 2 * cfg.n_heads * cfg.d_head * cfg.d_model
+    attn = (
+        2 * cfg.d_model * (cfg.n_heads + 2 * kv_heads) * cfg.d_head
+        + 2 * cfg.n_heads * cfg.d_head * cfg.d_model
+    )
     mix = 2 * 2 * cfg.n_heads * cfg.d_head * keys
     mlp = 0 if cfg.attn_only else (3 if cfg.gated_mlp else 2) * 2 * cfg.d_model * cfg.d_mlp
     return tokens * (attn + mix + mlp)
@@ -182,6 +211,7 @@ class Peak:
                 self.base = self._status("VmRSS")
             except OSError:
                 import resource
+
                 self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return self
 
@@ -194,6 +224,7 @@ class Peak:
                 peak = self._status("VmHWM")
             except (OSError, KeyError):
                 import resource
+
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.mb = max(0, peak - self.base) / 2**20
 
@@ -280,6 +311,7 @@ def bench(case: Case, sweep: str, device: str, repeats: int) -> Row:
     # sweep's time scales exactly)
     tl_positions = case.tl_positions if by == "head_pos" else None
     if tl_positions is None:
+
         def run_tl() -> torch.Tensor:
             return tl_fn(model, case.corrupted, clean_cache, case.metric)
     else:
@@ -287,30 +319,64 @@ def bench(case: Case, sweep: str, device: str, repeats: int) -> Row:
         index = index[index["pos"].isin(tl_positions)].reset_index(drop=True)
 
         def run_tl() -> torch.Tensor:
-            return tl_patching.generic_activation_patch(model, case.corrupted, clean_cache, case.metric,
-                                                        setter, site, index_df=index)
+            return tl_patching.generic_activation_patch(
+                model, case.corrupted, clean_cache, case.metric, setter, site, index_df=index
+            )
+
     n_patches = cfg.n_layers * n_pos * (cfg.n_heads if by == "head_pos" else 1)
     with torch.no_grad():
         tl, tl_s, tl_mb = timed(device, run_tl, repeats)
         stats: dict = {}
-        ours, lib_s, lib_mb = timed(device, lambda: patching.patch_sweep(
-            model, case.corrupted, clean_cache, site, by, case.metric, logit_positions=[-1], stats=stats), repeats)
+        ours, lib_s, lib_mb = timed(
+            device,
+            lambda: patching.patch_sweep(
+                model, case.corrupted, clean_cache, site, by, case.metric, logit_positions=[-1], stats=stats
+            ),
+            repeats,
+        )
         noskip_stats: dict = {}
-        noskip, noskip_s, _ = timed(device, lambda: patching.patch_sweep(
-            model, case.corrupted, clean_cache, site, by, case.metric, logit_positions=[-1], skip_identical=False,
-            stats=noskip_stats), repeats)
+        noskip, noskip_s, _ = timed(
+            device,
+            lambda: patching.patch_sweep(
+                model,
+                case.corrupted,
+                clean_cache,
+                site,
+                by,
+                case.metric,
+                logit_positions=[-1],
+                skip_identical=False,
+                stats=noskip_stats,
+            ),
+            repeats,
+        )
     if tl_positions is None:
         tl_patches = n_patches
         diff = max((ours - tl).abs().max().item(), (noskip - tl).abs().max().item())
     else:
         tl_patches = len(tl)
         pos = torch.tensor(tl_positions)
-        diff = max((ours[:, pos].flatten() - tl).abs().max().item(), (noskip[:, pos].flatten() - tl).abs().max().item())
+        diff = max(
+            (ours[:, pos].flatten() - tl).abs().max().item(),
+            (noskip[:, pos].flatten() - tl).abs().max().item(),
+        )
         tl_s *= n_patches / tl_patches
     tl_flops = n_patches * full_forward_flops(cfg, n_pos) * batch
-    return Row(case.name, sweep, n_patches, tl_patches, tl_s, lib_s,
-               tl_flops / lib_flops(cfg, site, stats, batch, n_pos, 1), noskip_s,
-               tl_flops / lib_flops(cfg, site, noskip_stats, batch, n_pos, 1), diff, tl_mb, lib_mb, stats["skipped"])
+    return Row(
+        case.name,
+        sweep,
+        n_patches,
+        tl_patches,
+        tl_s,
+        lib_s,
+        tl_flops / lib_flops(cfg, site, stats, batch, n_pos, 1),
+        noskip_s,
+        tl_flops / lib_flops(cfg, site, noskip_stats, batch, n_pos, 1),
+        diff,
+        tl_mb,
+        lib_mb,
+        stats["skipped"],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,34 +384,48 @@ def bench(case: Case, sweep: str, device: str, repeats: int) -> Row:
 
 
 def table(rows: list[Row]) -> str:
-    frame = pd.DataFrame([{
-        "model": r.model,
-        "sweep": r.sweep,
-        "patches": r.patches,
-        "TL s": f"{r.tl_s:.3g}" + ("" if r.tl_patches == r.patches else f" (ext. from {r.tl_patches})"),
-        "lib s": f"{r.lib_s:.3g}",
-        "speed-up": f"{r.ratio:.3g}x",
-        "ideal (FLOPs)": f"{r.ideal:.3g}x",
-        "lib no-skip s": f"{r.noskip_s:.3g}",
-        "speed-up no-skip": f"{r.ratio_noskip:.3g}x",
-        "ideal no-skip": f"{r.ideal_noskip:.3g}x",
-        "skipped": r.skipped,
-        "max abs diff": f"{r.max_diff:.1e}",
-        "peak MB TL": f"{r.tl_mb:.0f}",
-        "peak MB lib": f"{r.lib_mb:.0f}",
-    } for r in rows])
+    frame = pd.DataFrame(
+        [
+            {
+                "model": r.model,
+                "sweep": r.sweep,
+                "patches": r.patches,
+                "TL s": f"{r.tl_s:.3g}"
+                + ("" if r.tl_patches == r.patches else f" (ext. from {r.tl_patches})"),
+                "lib s": f"{r.lib_s:.3g}",
+                "speed-up": f"{r.ratio:.3g}x",
+                "ideal (FLOPs)": f"{r.ideal:.3g}x",
+                "lib no-skip s": f"{r.noskip_s:.3g}",
+                "speed-up no-skip": f"{r.ratio_noskip:.3g}x",
+                "ideal no-skip": f"{r.ideal_noskip:.3g}x",
+                "skipped": r.skipped,
+                "max abs diff": f"{r.max_diff:.1e}",
+                "peak MB TL": f"{r.tl_mb:.0f}",
+                "peak MB lib": f"{r.lib_mb:.0f}",
+            }
+            for r in rows
+        ]
+    )
     return frame.to_markdown(index=False)
 
 
 def machine(device: str) -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     lines = [f"- CPU: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"]
     if device == "cuda":
         lines.append(f"- GPU: {torch.cuda.get_device_name()}")
-    lines += [f"- torch {torch.__version__}, transformer-lens {importlib.metadata.version('transformer-lens')}, "
-              f"Python {platform.python_version()}",
-              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"]
+    lines += [
+        f"- torch {torch.__version__}, transformer-lens {importlib.metadata.version('transformer-lens')}, "
+        f"Python {platform.python_version()}",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    ]
     return lines
 
 
@@ -369,10 +449,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.patching", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=env.DEVICES, help="cpu (default), cuda or auto")
     parser.add_argument("--smoke", action="store_true", help="tiny models, runs in seconds, writes nothing")
-    parser.add_argument("--tl-all", action="store_true",
-                        help="on the GPT-2-small-size model, time TransformerLens on every patch (default: on 4 "
-                             "positions for every layer and head, scaled to the full sweep; the full loop takes "
-                             "about half an hour on 2 CPU cores)")
+    parser.add_argument(
+        "--tl-all",
+        action="store_true",
+        help="on the GPT-2-small-size model, time TransformerLens on every patch (default: on 4 "
+        "positions for every layer and head, scaled to the full sweep; the full loop takes "
+        "about half an hour on 2 CPU cores)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     device = str(env.pick_device(args.device))
@@ -393,15 +476,28 @@ def _run(args: argparse.Namespace, device: str) -> list[Row]:
     others = OtherJobs()
 
     if args.smoke:
-        cases = [induction_case(device, seq_len=3, batch=2),
-                 gpt2_size_case(device, dict(n_layers=2, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=50,
-                                             n_ctx=16), n_pos=6, batch=2, tl_subset=False)]
+        cases = [
+            induction_case(device, seq_len=3, batch=2),
+            gpt2_size_case(
+                device,
+                dict(n_layers=2, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=50, n_ctx=16),
+                n_pos=6,
+                batch=2,
+                tl_subset=False,
+            ),
+        ]
         repeats = 1
     else:
-        cases = [induction_case(device, seq_len=25, batch=8),
-                 gpt2_size_case(device, dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072,
-                                             d_vocab=50257, n_ctx=1024), n_pos=20, batch=8,
-                                tl_subset=not args.tl_all)]
+        cases = [
+            induction_case(device, seq_len=25, batch=8),
+            gpt2_size_case(
+                device,
+                dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024),
+                n_pos=20,
+                batch=8,
+                tl_subset=not args.tl_all,
+            ),
+        ]
         repeats = 3
     missing = [c for c in cases if c is None]
     cases = [c for c in cases if c is not None]
@@ -411,36 +507,56 @@ def _run(args: argparse.Namespace, device: str) -> list[Row]:
             big = case.model.cfg.n_layers >= 12
             row = bench(case, sweep, device, 1 if big else repeats)
             rows.append(row)
-            print(f"{case.name:>18} | {sweep:<21} | TL {row.tl_s:8.3g} s | lib {row.lib_s:8.3g} s | "
-                  f"{row.ratio:6.3g}x (ideal {row.ideal:.3g}x) | no-skip {row.ratio_noskip:.3g}x | "
-                  f"max diff {row.max_diff:.1e}", flush=True)
+            print(
+                f"{case.name:>18} | {sweep:<21} | TL {row.tl_s:8.3g} s | lib {row.lib_s:8.3g} s | "
+                f"{row.ratio:6.3g}x (ideal {row.ideal:.3g}x) | no-skip {row.ratio_noskip:.3g}x | "
+                f"max diff {row.max_diff:.1e}",
+                flush=True,
+            )
     share = others.share()
     contended = share > 0.1
-    lines = [f"Device: {device}. While it ran, other processes used {share:.0%} of the machine's {os.cpu_count()} "
-             f"CPU cores" + (": timings are contended (both sides alike, since each sweep is timed "
-                             "right after the other, but with more noise)." if contended else ".")]
+    lines = [
+        f"Device: {device}. While it ran, other processes used {share:.0%} of the machine's {os.cpu_count()} "
+        f"CPU cores"
+        + (
+            ": timings are contended (both sides alike, since each sweep is timed "
+            "right after the other, but with more noise)."
+            if contended
+            else "."
+        )
+    ]
     for case in cases:
-        lines.append(f"- {case.name} ({case.model.cfg.n_layers} layers, d_model {case.model.cfg.d_model}, "
-                     f"{case.model.cfg.n_heads} heads, d_vocab {case.model.cfg.d_vocab}): {case.prompts}; metric at "
-                     f"the last position" + ("" if case.tl_positions is None else
-                                             f"; TransformerLens's head x position loop timed on positions "
-                                             f"{case.tl_positions} (all layers and heads) and scaled"))
+        lines.append(
+            f"- {case.name} ({case.model.cfg.n_layers} layers, d_model {case.model.cfg.d_model}, "
+            f"{case.model.cfg.n_heads} heads, d_vocab {case.model.cfg.d_vocab}): {case.prompts}; metric at "
+            f"the last position"
+            + (
+                ""
+                if case.tl_positions is None
+                else f"; TransformerLens's head x position loop timed on positions "
+                f"{case.tl_positions} (all layers and heads) and scaled"
+            )
+        )
     if missing:
-        lines.append("- induction-2l: skipped, lib/organisms/induction-2l/ is missing (python -m lib.zoo train induction-2l)")
+        lines.append(
+            "- induction-2l: skipped, lib/organisms/induction-2l/ is missing "
+            "(python -m lib.zoo train induction-2l)"
+        )
     text = "\n".join(lines) + "\n\n" + table(rows) + "\n"
     print()
     print(text)
     head = [r for r in rows if r.sweep == "z head x pos"][-1]
-    print(f"head x position on {head.model} ({device}): lib {head.lib_s:.3g} s vs TransformerLens "
-          f"{head.tl_s:.3g} s: {head.ratio:.3g}x faster (ideal from FLOPs {head.ideal:.3g}x; "
-          f"{head.ratio_noskip:.3g}x without skipping), max abs diff {head.max_diff:.1e}")
+    print(
+        f"head x position on {head.model} ({device}): lib {head.lib_s:.3g} s vs TransformerLens "
+        f"{head.tl_s:.3g} s: {head.ratio:.3g}x faster (ideal from FLOPs {head.ideal:.3g}x; "
+        f"{head.ratio_noskip:.3g}x without skipping), max abs diff {head.max_diff:.1e}"
+    )
 
     if not args.smoke:
         RESULTS.write_text(
             "# Patching benchmark results\n\n"
             f"Written by `python -m benchmarks.patching{'' if device == 'cpu' else ' --device ' + device}`; "
-            "do not edit by hand.\n\n"
-            + "\n".join(machine(device)) + "\n\n" + text + "\n" + NOTES + "\n"
+            "do not edit by hand.\n\n" + "\n".join(machine(device)) + "\n\n" + text + "\n" + NOTES + "\n"
         )
         print(f"\nwrote {RESULTS}")
     return rows

@@ -26,15 +26,27 @@
 # Set `MODEL_NAME` to any TransformerLens model to run the same analyses on it.
 
 # %% tags=["remove-cell"]
-# Setup: on Colab, fetch the book and its requirements (torch is preinstalled); elsewhere, find lib/.
-import subprocess, sys, pathlib  # noqa: E401
-if "google.colab" in sys.modules and not pathlib.Path("ibe").exists():
-    subprocess.run("git clone -q --depth 1 https://github.com/interpretability-by-experiment/book ibe && "
-                   "pip install -q $(grep -v '^torch==' ibe/requirements.txt)", shell=True, check=True)
-sys.path.insert(0, str(next(p for p in [pathlib.Path("ibe").resolve(), *pathlib.Path.cwd().resolve().parents, pathlib.Path.cwd()] if (p / "lib").is_dir())))
+# On Colab, install the book (lib/ and its model organisms) from its repository; elsewhere it is installed.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/interpretability-by-experiment/book",
+        ],
+        check=True,
+    )
 
 # %% tags=["parameters"]
-MODEL_NAME: str = "induction-2l"  # a zoo organism (induction-2l, language-4l) or a TransformerLens name (gpt2-small, ...)
+MODEL_NAME: str = (
+    "induction-2l"  # a zoo organism (induction-2l, language-4l) or a TransformerLens name (gpt2-small, ...)
+)
 DEVICE: str = "auto"  # auto, cpu or cuda
 DTYPE: str = "float32"  # float32, float16 or bfloat16
 SEED: int = 0  # seed of every random token sequence and text sample in this chapter
@@ -42,7 +54,9 @@ SEQ_LEN: int = 50  # length of each half of the repeated random tokens that find
 BATCH: int = 16  # number of sequences in every input set
 PLAIN_LEN: int = 64  # length of the inputs with nothing to induct (Gu et al. measure sinks on 64 tokens)
 WINDOW: int = 16  # window attention: each query sees only the last WINDOW tokens
-N_SINK: int = 4  # window attention with sinks: the first N_SINK tokens stay visible too (StreamingLLM keeps 4)
+N_SINK: int = (
+    4  # window attention with sinks: the first N_SINK tokens stay visible too (StreamingLLM keeps 4)
+)
 WINDOW_LEN: int = 0  # length of the window-attention inputs; 0 means the model's longest input, n_ctx
 
 # %%
@@ -53,7 +67,8 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
-from lib import attention, data, env, grammar, models, params, plots, residual, sinks, zoo
+from lib import attention, data, env, language, models, params, plots, residual, sinks, zoo
+from lib.claims import check
 
 config = models.model_config(MODEL_NAME)
 params.check_int("SEQ_LEN", SEQ_LEN, 2, (config.n_ctx - 1) // 2)
@@ -65,13 +80,12 @@ params.check_int("WINDOW", WINDOW, 1, window_len - 2)
 params.check_int("N_SINK", N_SINK, 1, WINDOW)
 env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
-IS_ORGANISM = MODEL_NAME in zoo.RECIPES
+IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
 CHECK_BANDS = MODEL_NAME == "induction-2l"  # the default organism: the check cells' tolerance bands apply
-SPEAKS_GRAMMAR = models.speaks_language(model)  # the language organism
+SPEAKS_GRAMMAR = language.speaks_language(model)  # the language organism
 bos = model.tokenizer.bos_token_id
-ordinary = models.ordinary_tokens(model)
-print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
-      f"vocabulary {model.cfg.d_vocab} ({len(ordinary)} ordinary tokens), context {model.cfg.n_ctx}")
+ordinary = data.ordinary_tokens(model)
+print(models.describe(MODEL_NAME, model, len(ordinary)))
 
 
 def later_queries(tokens: torch.Tensor) -> torch.Tensor:
@@ -85,6 +99,7 @@ def mean_over(values: torch.Tensor, heads: list[tuple[int, int]]) -> float:
     """Mean of a per-head tensor over ``heads``."""
     return torch.stack([values[l, h] for l, h in heads]).mean().item()
 
+
 # %% [markdown]
 # ## The induction heads, with something to induct
 #
@@ -93,7 +108,7 @@ def mean_over(values: torch.Tensor, heads: list[tuple[int, int]]) -> float:
 # to the token after its first occurrence) exceeds 0.4, the source post's threshold. For the
 # same heads, on the same second-half positions, we measure the attention that goes to the first
 # token instead. Each score comes from one forward pass that reduces every head's pattern as it
-# goes (`lib.attention.head_scores`, `lib.attention.first_token_mass`).
+# goes (`lib.attention.head_scores`, `lib.sinks.first_token_mass`).
 
 # %%
 repeated = data.repeated_tokens(ordinary, bos, SEQ_LEN, BATCH, SEED).to(model.cfg.device)
@@ -103,15 +118,23 @@ n_induction_heads = len(induction_heads)
 if not induction_heads:  # a model without induction heads: follow its best candidate
     induction_heads = [list(divmod(int(scores.argmax()), model.cfg.n_heads))]
 head_names = [f"L{l}H{h}" for l, h in induction_heads]
-heads_text = ", ".join(head_names) if n_induction_heads else f"none reaches 0.4; the best candidate, followed below, is {head_names[0]}"
+heads_text = (
+    ", ".join(head_names)
+    if n_induction_heads
+    else f"none reaches 0.4; the best candidate, followed below, is {head_names[0]}"
+)
 second_half = torch.zeros(repeated.shape, dtype=torch.bool)
 second_half[:, SEQ_LEN + 1 :] = True
-first_repeated = attention.first_token_mass(model, repeated, second_half)
+first_repeated = sinks.first_token_mass(model, repeated, second_half)
 induction_first_attn_repeated = mean_over(first_repeated, induction_heads)
 glue("induction_heads", heads_text, display=False)
 glue("n_induction_heads", n_induction_heads, display=False)
 glue("induction_first_attn_repeated", env.sig(induction_first_attn_repeated), display=False)
-print(f"induction heads (score >= 0.4): {heads_text};", "scores:", {n: env.sig(scores[l, h].item()) for n, (l, h) in zip(head_names, induction_heads)})
+print(
+    f"induction heads (score >= 0.4): {heads_text};",
+    "scores:",
+    {n: env.sig(scores[l, h].item()) for n, (l, h) in zip(head_names, induction_heads)},
+)
 print("their attention to the first token on the second half:", env.sig(induction_first_attn_repeated))
 display(plots.head_heatmap(scores, f"induction score per head ({MODEL_NAME})", zmax=1.0))
 
@@ -121,10 +144,10 @@ display(plots.head_heatmap(scores, f"induction score per head ({MODEL_NAME})", z
 # attention on the first token.
 
 # %% tags=["remove-cell"]
-assert 0 <= scores.min() and scores.max() <= 1 + 1e-4
-assert 0 <= induction_first_attn_repeated <= 1
+check("induction scores are attention masses", 0 <= scores.min() and scores.max() <= 1 + 1e-4)
+check("first-token attention is a fraction", 0 <= induction_first_attn_repeated <= 1)
 if CHECK_BANDS:
-    assert scores.max() >= 0.8, scores
+    check("the organism has an induction head scoring >= 0.8", scores.max() >= 0.8, top=scores.max())
 
 # %% [markdown]
 # ## Nothing to induct
@@ -132,7 +155,7 @@ if CHECK_BANDS:
 # Now inputs in which no token repeats, so an induction head finds no earlier occurrence of the
 # current token: `PLAIN_LEN` random tokens drawn without replacement and, for a model that reads
 # text, ordinary text. For the language organism the text is its own language (texts of
-# `lib.grammar` run together behind a single BOS); for a real model it is the same words
+# `lib.language` run together behind a single BOS); for a real model it is the same words
 # re-tokenized by the model's tokenizer. (Text repeats words, so it gives an induction head
 # something to do now and then; random tokens without repeats never do.) We measure, per head, the
 # mean attention that every query after the first pays to the first token. The default model,
@@ -140,22 +163,34 @@ if CHECK_BANDS:
 # is the random tokens; the language organism gets its own section below.
 
 # %%
-plain_inputs = {"random tokens without repeats": data.distinct_tokens(ordinary, bos, PLAIN_LEN, BATCH, SEED + 1)}
+plain_inputs = {
+    "random tokens without repeats": data.distinct_tokens(ordinary, bos, PLAIN_LEN, BATCH, SEED + 1)
+}
 if SPEAKS_GRAMMAR:
     plain_inputs["text"] = sinks.text_stream(SEED, BATCH, PLAIN_LEN)
 elif not IS_ORGANISM:
     plain_inputs["text"] = sinks.retokenize(model, sinks.text_stream(SEED, BATCH, PLAIN_LEN + 1), PLAIN_LEN)
 PLAIN = "text" if "text" in plain_inputs else "random tokens without repeats"
 plain = plain_inputs[PLAIN].to(model.cfg.device)
-first_plain = {name: attention.first_token_mass(model, toks, later_queries(toks))
-               for name, toks in plain_inputs.items()}
+first_plain = {
+    name: sinks.first_token_mass(model, toks, later_queries(toks)) for name, toks in plain_inputs.items()
+}
 induction_first_attn_plain = mean_over(first_plain[PLAIN], induction_heads)
 glue("plain_source", PLAIN, display=False)
 glue("induction_first_attn_plain", env.sig(induction_first_attn_plain), display=False)
-glue("plain_over_repeated", env.sig(induction_first_attn_plain / max(induction_first_attn_repeated, 1e-6)), display=False)
+glue(
+    "plain_over_repeated",
+    env.sig(induction_first_attn_plain / max(induction_first_attn_repeated, 1e-6)),
+    display=False,
+)
 pd.DataFrame(
-    {"repeated tokens, second half": [env.sig(first_repeated[l, h].item()) for l, h in induction_heads],
-     **{name: [env.sig(mass[l, h].item()) for l, h in induction_heads] for name, mass in first_plain.items()}},
+    {
+        "repeated tokens, second half": [env.sig(first_repeated[l, h].item()) for l, h in induction_heads],
+        **{
+            name: [env.sig(mass[l, h].item()) for l, h in induction_heads]
+            for name, mass in first_plain.items()
+        },
+    },
     index=head_names,
 ).rename_axis("attention to the first token")
 
@@ -171,18 +206,40 @@ for name, mass in first_plain.items():
 
 # %%
 view = {"repeated": repeated[:1], "plain": plain[:1]}
-patterns = {kind: attention.attention_patterns(model, toks, [tuple(h) for h in induction_heads])[:, 0]
-            for kind, toks in view.items()}
-display(cv.attention.attention_heads(tokens=model.to_str_tokens(view["repeated"][0]), attention=patterns["repeated"].float().cpu(),
-                                     attention_head_names=[f"{n}, repeated tokens" for n in head_names]))
-cv.attention.attention_heads(tokens=model.to_str_tokens(view["plain"][0]), attention=patterns["plain"].float().cpu(),
-                             attention_head_names=[f"{n}, {PLAIN}" for n in head_names])
+patterns = {
+    kind: attention.attention_patterns(model, toks, [tuple(h) for h in induction_heads])[:, 0]
+    for kind, toks in view.items()
+}
+display(
+    cv.attention.attention_heads(
+        tokens=model.to_str_tokens(view["repeated"][0]),
+        attention=patterns["repeated"].float().cpu(),
+        attention_head_names=[f"{n}, repeated tokens" for n in head_names],
+    )
+)
+cv.attention.attention_heads(
+    tokens=model.to_str_tokens(view["plain"][0]),
+    attention=patterns["plain"].float().cpu(),
+    attention_head_names=[f"{n}, {PLAIN}" for n in head_names],
+)
 
 # %% tags=["remove-cell"]
-assert all(0 <= m.min() and m.max() <= 1 + 1e-4 for m in first_plain.values())
+check(
+    "first-token masses are fractions",
+    all(0 <= m.min() and m.max() <= 1 + 1e-4 for m in first_plain.values()),
+)
 if CHECK_BANDS:
-    assert induction_first_attn_plain >= 0.5, induction_first_attn_plain
-    assert induction_first_attn_plain >= 3 * induction_first_attn_repeated, (induction_first_attn_plain, induction_first_attn_repeated)
+    check(
+        "with nothing to copy, induction heads put at least half their attention on the first token",
+        induction_first_attn_plain >= 0.5,
+        plain=induction_first_attn_plain,
+    )
+    check(
+        "they look at the first token over 3x more than when they can copy",
+        induction_first_attn_plain >= 3 * induction_first_attn_repeated,
+        plain=induction_first_attn_plain,
+        repeated=induction_first_attn_repeated,
+    )
 
 # %% [markdown]
 # ## The sink metric
@@ -190,25 +247,33 @@ if CHECK_BANDS:
 # Gu et al. (2024) measure sinks for every head at once. A token's *importance* to a head is the
 # mean attention it receives from the queries at or after it; `Sink_1` is the percentage of
 # (layer, head) pairs in which the first token's importance exceeds 0.3, on 64-token inputs.
-# `lib.attention.token_importance` reduces each layer's pattern to importances during one forward
+# `lib.sinks.token_importance` reduces each layer's pattern to importances during one forward
 # pass.
 
 # %%
-importance = {name: attention.token_importance(model, toks) for name, toks in plain_inputs.items()}
-sink1 = {name: attention.sink_rate(imp) for name, imp in importance.items()}
+importance = {name: sinks.token_importance(model, toks) for name, toks in plain_inputs.items()}
+sink1 = {name: sinks.sink_rate(imp) for name, imp in importance.items()}
 sink1_pct = sink1[PLAIN]
 glue("sink1_pct", env.sig(sink1_pct), display=False)
 glue("sink1_pct_random", env.sig(sink1["random tokens without repeats"]), display=False)
-print(f"Sink_1 over {PLAIN_LEN}-token inputs (% of heads with first-token importance > 0.3):",
-      {name: env.sig(value) for name, value in sink1.items()})
-max_later_importance = importance[PLAIN][..., 1 : PLAIN_LEN // 2 + 1].max().item()  # sources half the queries see
+print(
+    f"Sink_1 over {PLAIN_LEN}-token inputs (% of heads with first-token importance > 0.3):",
+    {name: env.sig(value) for name, value in sink1.items()},
+)
+max_later_importance = (
+    importance[PLAIN][..., 1 : PLAIN_LEN // 2 + 1].max().item()
+)  # sources half the queries see
 glue("max_later_importance", env.sig(max_later_importance), display=False)
 glue("half_len", PLAIN_LEN // 2, display=False)
 display(plots.head_heatmap(importance[PLAIN][..., 0], f"first-token importance per head ({PLAIN})", zmax=1.0))
 mean_importance = importance[PLAIN].mean((0, 1))
-px.line(x=list(range(PLAIN_LEN)), y=mean_importance.cpu().numpy(), log_y=True,
-        labels=dict(x="source position", y="importance (mean over heads)"),
-        title=f"importance of each position, mean over all heads ({PLAIN})")
+px.line(
+    x=list(range(PLAIN_LEN)),
+    y=mean_importance.cpu().numpy(),
+    log_y=True,
+    labels=dict(x="source position", y="importance (mean over heads)"),
+    title=f"importance of each position, mean over all heads ({PLAIN})",
+)
 
 # %% [markdown]
 # `Sink_1` is {glue:text}`sink1_pct`% on the {glue:text}`plain_source`
@@ -219,10 +284,17 @@ px.line(x=list(range(PLAIN_LEN)), y=mean_importance.cpu().numpy(), log_y=True,
 # attention one query pays itself, the one before it averages two queries, and so on.
 
 # %% tags=["remove-cell"]
-assert all(0 <= value <= 100 for value in sink1.values())
-assert all(0 <= imp.min() and imp.max() <= 1 + 1e-4 for imp in importance.values())
+check("Sink_1 is a percentage", all(0 <= value <= 100 for value in sink1.values()), **sink1)
+check(
+    "importances are fractions", all(0 <= imp.min() and imp.max() <= 1 + 1e-4 for imp in importance.values())
+)
 if CHECK_BANDS:
-    assert sink1_pct > 0 and max_later_importance < 0.3, (sink1, max_later_importance)
+    check(
+        "some heads sink on the first token and no later position passes the 0.3 threshold",
+        sink1_pct > 0 and max_later_importance < 0.3,
+        max_later_importance=max_later_importance,
+        **sink1,
+    )
 
 # %% [markdown]
 # ## Why the first token is safe to park on
@@ -241,8 +313,10 @@ value_ratio = values[..., 0] / values[..., 1:].mean(-1)
 first_value_norm_ratio = mean_over(value_ratio, induction_heads)
 glue("first_value_norm_ratio", env.sig(first_value_norm_ratio), display=False)
 glue("first_value_norm_ratio_all", env.sig(value_ratio.mean().item()), display=False)
-print("value norm at the first position / mean over the others, induction heads:",
-      {n: env.sig(value_ratio[l, h].item()) for n, (l, h) in zip(head_names, induction_heads)})
+print(
+    "value norm at the first position / mean over the others, induction heads:",
+    {n: env.sig(value_ratio[l, h].item()) for n, (l, h) in zip(head_names, induction_heads)},
+)
 plots.head_heatmap(value_ratio, f"value norm: first position / mean of the others ({PLAIN})", zmid=1.0)
 
 # %%
@@ -254,34 +328,64 @@ dormant_output_ratio = mean_over(out_plain / out_repeated, induction_heads)
 glue("dormant_output_ratio", env.sig(dormant_output_ratio), display=False)
 glue("spread_repeated", env.sig(mean_over(spread_repeated, induction_heads)), display=False)
 glue("spread_plain", env.sig(mean_over(spread_plain, induction_heads)), display=False)
-dormant_table = pd.DataFrame({
-    "output norm, repeated (second half)": [env.sig(out_repeated[l, h].item()) for l, h in induction_heads],
-    f"output norm, {PLAIN}": [env.sig(out_plain[l, h].item()) for l, h in induction_heads],
-    "spread, repeated (second half)": [env.sig(spread_repeated[l, h].item()) for l, h in induction_heads],
-    f"spread, {PLAIN}": [env.sig(spread_plain[l, h].item()) for l, h in induction_heads],
-}, index=head_names)
+dormant_table = pd.DataFrame(
+    {
+        "output norm, repeated (second half)": [
+            env.sig(out_repeated[l, h].item()) for l, h in induction_heads
+        ],
+        f"output norm, {PLAIN}": [env.sig(out_plain[l, h].item()) for l, h in induction_heads],
+        "spread, repeated (second half)": [env.sig(spread_repeated[l, h].item()) for l, h in induction_heads],
+        f"spread, {PLAIN}": [env.sig(spread_plain[l, h].item()) for l, h in induction_heads],
+    },
+    index=head_names,
+)
 display(dormant_table)
-px.bar(pd.DataFrame({"head": head_names * 2, "input": ["repeated, second half"] * len(head_names) + [PLAIN] * len(head_names),
-                     "spread": [spread_repeated[l, h].item() for l, h in induction_heads] + [spread_plain[l, h].item() for l, h in induction_heads]}),
-       x="head", y="spread", color="input", barmode="group",
-       title="how much of what each induction head writes depends on the context")
+px.bar(
+    pd.DataFrame(
+        {
+            "head": head_names * 2,
+            "input": ["repeated, second half"] * len(head_names) + [PLAIN] * len(head_names),
+            "spread": [spread_repeated[l, h].item() for l, h in induction_heads]
+            + [spread_plain[l, h].item() for l, h in induction_heads],
+        }
+    ),
+    x="head",
+    y="spread",
+    color="input",
+    barmode="group",
+    title="how much of what each induction head writes depends on the context",
+)
 
 # %%
 resid = residual.residual_norms(model, plain).mean(1)  # [n_layers + 1, pos], mean over rows
 resid_first_ratio = resid[:, 0] / resid[:, 1:].mean(-1)
 massive = sinks.massive_activations(model, plain)
 points = [f"before layer {l}" for l in range(model.cfg.n_layers)] + ["after the last layer"]
-print("residual norm at the first position / mean over the others:", [env.sig(v) for v in resid_first_ratio.tolist()])
-display(pd.DataFrame({
-    "largest |activation|": [env.sig(v) for v in massive["value"][:, 0].tolist()],
-    "position": massive["position"][:, 0].tolist(), "dimension": massive["dim"][:, 0].tolist(),
-    "median |activation|": [env.sig(v) for v in massive["median"].tolist()],
-    "ratio": [env.sig(v) for v in (massive["value"][:, 0] / massive["median"]).tolist()],
-}, index=points))
+print(
+    "residual norm at the first position / mean over the others:",
+    [env.sig(v) for v in resid_first_ratio.tolist()],
+)
+display(
+    pd.DataFrame(
+        {
+            "largest |activation|": [env.sig(v) for v in massive["value"][:, 0].tolist()],
+            "position": massive["position"][:, 0].tolist(),
+            "dimension": massive["dim"][:, 0].tolist(),
+            "median |activation|": [env.sig(v) for v in massive["median"].tolist()],
+            "ratio": [env.sig(v) for v in (massive["value"][:, 0] / massive["median"]).tolist()],
+        },
+        index=points,
+    )
+)
 glue("resid_first_ratio", [env.sig(v) for v in resid_first_ratio.tolist()], display=False)
 glue("massive_ratio", env.sig((massive["value"][:, 0] / massive["median"]).max().item()), display=False)
-plots.curves(points, {"first position": resid[:, 0].tolist(), "mean of the other positions": resid[:, 1:].mean(-1).tolist()},
-             f"residual-stream norm ({PLAIN})", "", "L2 norm")
+plots.curves(
+    points,
+    {"first position": resid[:, 0].tolist(), "mean of the other positions": resid[:, 1:].mean(-1).tolist()},
+    f"residual-stream norm ({PLAIN})",
+    "",
+    "L2 norm",
+)
 
 # %% [markdown]
 # At the first position the induction heads' value vectors have {glue:text}`first_value_norm_ratio`
@@ -303,12 +407,26 @@ plots.curves(points, {"first position": resid[:, 0].tolist(), "mean of the other
 # copy, but what they write barely varies.
 
 # %% tags=["remove-cell"]
-assert torch.isfinite(values).all() and (values >= 0).all() and first_value_norm_ratio > 0
-assert torch.isfinite(resid).all() and dormant_output_ratio > 0
-assert all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in (spread_repeated, spread_plain))
+check(
+    "value norms are finite and non-negative",
+    torch.isfinite(values).all() and (values >= 0).all() and first_value_norm_ratio > 0,
+)
+check(
+    "residual norms are finite, output ratios positive",
+    torch.isfinite(resid).all() and dormant_output_ratio > 0,
+)
+check(
+    "spreads lie in [0, 1]",
+    all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in (spread_repeated, spread_plain)),
+)
 if CHECK_BANDS:
-    assert mean_over(spread_plain, induction_heads) < 0.7 * mean_over(spread_repeated, induction_heads), (spread_plain, spread_repeated)
-assert (massive["value"][:, 0] >= massive["median"]).all()
+    check(
+        "parked induction heads write a less context-dependent output (spread < 0.7x)",
+        mean_over(spread_plain, induction_heads) < 0.7 * mean_over(spread_repeated, induction_heads),
+        plain=mean_over(spread_plain, induction_heads),
+        repeated=mean_over(spread_repeated, induction_heads),
+    )
+check("the largest activation is at least the median", (massive["value"][:, 0] >= massive["median"]).all())
 
 # %% [markdown]
 # ## Intervening on the first token
@@ -320,17 +438,32 @@ assert (massive["value"][:, 0] >= massive["median"]).all()
 
 # %%
 filler = int(plain[:, 1:].flatten().mode().values)
-interventions = {"BOS first (unchanged)": plain, "BOS dropped": plain[:, 1:],
-                 f"BOS replaced by {model.to_single_str_token(filler)!r}": sinks.replace_first(plain, filler)}
-first_after = {name: attention.first_token_mass(model, toks, later_queries(toks))
-               for name, toks in interventions.items()}
-sink_after = {name: attention.sink_rate(attention.token_importance(model, toks)) for name, toks in interventions.items()}
-intervention_table = pd.DataFrame({
-    "induction heads' attention to the first token": [env.sig(mean_over(m, induction_heads)) for m in first_after.values()],
-    "Sink_1 (%)": [env.sig(v) for v in sink_after.values()],
-}, index=list(interventions))
+interventions = {
+    "BOS first (unchanged)": plain,
+    "BOS dropped": plain[:, 1:],
+    f"BOS replaced by {model.to_single_str_token(filler)!r}": sinks.replace_first(plain, filler),
+}
+first_after = {
+    name: sinks.first_token_mass(model, toks, later_queries(toks)) for name, toks in interventions.items()
+}
+sink_after = {
+    name: sinks.sink_rate(sinks.token_importance(model, toks)) for name, toks in interventions.items()
+}
+intervention_table = pd.DataFrame(
+    {
+        "induction heads' attention to the first token": [
+            env.sig(mean_over(m, induction_heads)) for m in first_after.values()
+        ],
+        "Sink_1 (%)": [env.sig(v) for v in sink_after.values()],
+    },
+    index=list(interventions),
+)
 glue("first_attn_bos_dropped", env.sig(mean_over(first_after["BOS dropped"], induction_heads)), display=False)
-glue("first_attn_bos_replaced", env.sig(mean_over(list(first_after.values())[2], induction_heads)), display=False)
+glue(
+    "first_attn_bos_replaced",
+    env.sig(mean_over(list(first_after.values())[2], induction_heads)),
+    display=False,
+)
 intervention_table
 
 # %% [markdown]
@@ -343,10 +476,22 @@ intervention_table
 # (four newline tokens in their place serve about as well), so it is their position that counts.
 
 # %% tags=["remove-cell"]
-assert all(0 <= m.min() and m.max() <= 1 + 1e-4 for m in first_after.values())
-assert all(0 <= v <= 100 for v in sink_after.values())
+check(
+    "first-token masses after the interventions are fractions",
+    all(0 <= m.min() and m.max() <= 1 + 1e-4 for m in first_after.values()),
+)
+check(
+    "Sink_1 after the interventions is a percentage",
+    all(0 <= v <= 100 for v in sink_after.values()),
+    **sink_after,
+)
 if CHECK_BANDS:  # the organism's sink follows the BOS token
-    assert intervention_table.iloc[1:, 0].max() < 0.5 * induction_first_attn_plain, intervention_table
+    check(
+        "without its BOS token the first position draws under half the attention",
+        intervention_table.iloc[1:, 0].max() < 0.5 * induction_first_attn_plain,
+        after=intervention_table.iloc[1:, 0].tolist(),
+        before=induction_first_attn_plain,
+    )
 
 # %% [markdown]
 # ## A model without a sink
@@ -359,19 +504,27 @@ if CHECK_BANDS:  # the organism's sink follows the BOS token
 # %%
 if IS_ORGANISM and not SPEAKS_GRAMMAR:
     other = models.load_model("language-4l", DEVICE, DTYPE)
-    other_repeated = data.repeated_tokens(grammar.WORD_IDS, grammar.BOS_ID, SEQ_LEN, BATCH, SEED)
+    other_repeated = data.repeated_tokens(language.WORD_IDS, language.BOS_ID, SEQ_LEN, BATCH, SEED)
     other_induction = attention.head_scores(other, other_repeated, ("induction",))["induction"]
     other_text = sinks.text_stream(SEED, BATCH, PLAIN_LEN)
-    other_importance = attention.token_importance(other, other_text)
-    other_sink1 = attention.sink_rate(other_importance)
+    other_importance = sinks.token_importance(other, other_text)
+    other_sink1 = sinks.sink_rate(other_importance)
     glue("other_top_induction", env.sig(other_induction.max().item()), display=False)
     glue("other_sink1_pct", env.sig(other_sink1), display=False)
     glue("other_top_first_importance", env.sig(other_importance[..., 0].max().item()), display=False)
-    print(f"language-4l: top induction score {env.sig(other_induction.max().item())}; Sink_1 on its text {env.sig(other_sink1)}%; "
-          f"largest first-token importance {env.sig(other_importance[..., 0].max().item())}")
-    display(plots.head_heatmap(other_importance[..., 0], "language-4l: first-token importance per head (its text)", zmax=1.0))
+    print(
+        f"language-4l: top induction score {env.sig(other_induction.max().item())}; Sink_1 on its text {env.sig(other_sink1)}%; "
+        f"largest first-token importance {env.sig(other_importance[..., 0].max().item())}"
+    )
+    display(
+        plots.head_heatmap(
+            other_importance[..., 0], "language-4l: first-token importance per head (its text)", zmax=1.0
+        )
+    )
 else:
-    print("this section compares the induction organism with language-4l; it runs when MODEL_NAME is induction-2l")
+    print(
+        "this section compares the induction organism with language-4l; it runs when MODEL_NAME is induction-2l"
+    )
 
 # %% [markdown]
 # On the default run, `language-4l`'s best induction score on repeated random words is
@@ -385,9 +538,17 @@ else:
 
 # %% tags=["remove-cell"]
 if IS_ORGANISM and not SPEAKS_GRAMMAR:
-    assert 0 <= other_induction.max() <= 1 and 0 <= other_sink1 <= 100
+    check(
+        "the other organism's scores are in range",
+        0 <= other_induction.max() <= 1 and 0 <= other_sink1 <= 100,
+    )
 if CHECK_BANDS:  # the prose's claims; should they fail, language-4l may now be the better default
-    assert other_induction.max() < 0.4 and other_sink1 == 0, (other_induction, other_sink1)
+    check(
+        "the language organism has no induction head and no sink",
+        other_induction.max() < 0.4 and other_sink1 == 0,
+        top_induction=other_induction.max(),
+        sink1=other_sink1,
+    )
 
 # %% [markdown]
 # ## Window attention, with and without sinks
@@ -399,7 +560,7 @@ if CHECK_BANDS:  # the prose's claims; should they fail, language-4l may now be 
 # it takes (`WINDOW_LEN`, default `n_ctx`) with a hook on every layer's attention scores that hides
 # the keys outside the window, and measure the next-token loss on the positions where the window
 # cuts something off: full attention, window without sinks, window with sinks. The inputs are
-# the kind of text the model models: its own language for the language organism, the grammar's
+# the kind of text the model models: its own language for the language organism, the language's
 # text re-tokenized for a real model, and for the induction organism its training data (random
 # tokens with copied spans at random distances). A second set, random tokens without repeats,
 # has nothing beyond the window worth seeing, so there any loss the window causes comes from
@@ -409,26 +570,55 @@ if CHECK_BANDS:  # the prose's claims; should they fail, language-4l may now be 
 if SPEAKS_GRAMMAR:
     own_inputs = sinks.text_stream(SEED + 2, BATCH, window_len)
 elif IS_ORGANISM:
-    own_inputs = data.induction_batch(len(ordinary), bos, BATCH, window_len, torch.Generator().manual_seed(SEED + 2))
+    own_inputs = data.induction_batch(
+        len(ordinary), bos, BATCH, window_len, torch.Generator().manual_seed(SEED + 2)
+    )
 else:
     own_inputs = sinks.retokenize(model, sinks.text_stream(SEED + 2, BATCH, window_len + 1), window_len)
-long_inputs = {"the model's own kind of input": own_inputs,
-               "random tokens without repeats": data.distinct_tokens(ordinary, bos, window_len, BATCH, SEED + 3)}
-conditions = {"full attention": (None, 0), "window, no sink": (WINDOW, 0), f"window + first {N_SINK} tokens": (WINDOW, N_SINK)}
-window_curves = {source: {cond: sinks.next_token_loss(model, toks.to(model.cfg.device), *args) for cond, args in conditions.items()}
-                 for source, toks in long_inputs.items()}
-window_losses = pd.DataFrame({source: [env.sig(c[WINDOW:].mean().item()) for c in curves.values()]
-                              for source, curves in window_curves.items()}, index=list(conditions)).T
+long_inputs = {
+    "the model's own kind of input": own_inputs,
+    "random tokens without repeats": data.distinct_tokens(ordinary, bos, window_len, BATCH, SEED + 3),
+}
+conditions = {
+    "full attention": (None, 0),
+    "window, no sink": (WINDOW, 0),
+    f"window + first {N_SINK} tokens": (WINDOW, N_SINK),
+}
+window_curves = {
+    source: {
+        cond: sinks.next_token_loss(model, toks.to(model.cfg.device), *args)
+        for cond, args in conditions.items()
+    }
+    for source, toks in long_inputs.items()
+}
+window_losses = pd.DataFrame(
+    {
+        source: [env.sig(c[WINDOW:].mean().item()) for c in curves.values()]
+        for source, curves in window_curves.items()
+    },
+    index=list(conditions),
+).T
 loss_full, loss_window_no_sink, loss_window_with_sink = (float(v) for v in window_losses.iloc[0])
-for name, value in (("loss_full", loss_full), ("loss_window_no_sink", loss_window_no_sink), ("loss_window_with_sink", loss_window_with_sink)):
+for name, value in (
+    ("loss_full", loss_full),
+    ("loss_window_no_sink", loss_window_no_sink),
+    ("loss_window_with_sink", loss_window_with_sink),
+):
     glue(name, value, display=False)
 glue("loss_random_full", float(window_losses.iloc[1, 0]), display=False)
 glue("loss_random_no_sink", float(window_losses.iloc[1, 1]), display=False)
 glue("loss_random_with_sink", float(window_losses.iloc[1, 2]), display=False)
-print(f"mean next-token loss on positions {WINDOW} to {window_len - 2} of {BATCH} inputs of {window_len} tokens:")
+print(
+    f"mean next-token loss on positions {WINDOW} to {window_len - 2} of {BATCH} inputs of {window_len} tokens:"
+)
 display(window_losses)
-fig = plots.curves(list(range(window_len - 1)), {c: v.tolist() for c, v in window_curves["the model's own kind of input"].items()},
-                   f"next-token loss by position, the model's own kind of input (window {WINDOW})", "predicting position", "loss (nats)")
+fig = plots.curves(
+    list(range(window_len - 1)),
+    {c: v.tolist() for c, v in window_curves["the model's own kind of input"].items()},
+    f"next-token loss by position, the model's own kind of input (window {WINDOW})",
+    "predicting position",
+    "loss (nats)",
+)
 fig.add_vline(x=WINDOW - 0.5, line_dash="dot")
 
 # %% [markdown]
@@ -443,9 +633,21 @@ fig.add_vline(x=WINDOW - 0.5, line_dash="dot")
 # with sinks {glue:text}`loss_random_with_sink`. Evicting the first tokens costs loss by itself.
 
 # %% tags=["remove-cell"]
-assert all(torch.isfinite(c).all() and (c >= 0).all() for curves in window_curves.values() for c in curves.values())
+check(
+    "window-attention losses are finite and non-negative",
+    all(
+        torch.isfinite(c).all() and (c >= 0).all()
+        for curves in window_curves.values()
+        for c in curves.values()
+    ),
+)
 if CHECK_BANDS:
-    assert loss_window_no_sink > loss_window_with_sink, (loss_window_no_sink, loss_window_with_sink)
+    check(
+        "keeping the sink tokens visible lowers the window-attention loss",
+        loss_window_no_sink > loss_window_with_sink,
+        without_sink=loss_window_no_sink,
+        with_sink=loss_window_with_sink,
+    )
 
 # %% [markdown]
 # ## What it means
@@ -469,12 +671,27 @@ if CHECK_BANDS:
 # %%
 results = pd.DataFrame(
     [
-        ("induction heads' attention to the first token, repeated tokens", env.sig(induction_first_attn_repeated), "-"),
-        (f"induction heads' attention to the first token, {PLAIN}", env.sig(induction_first_attn_plain), "most of it (GPT-2 small, Pile text)"),
+        (
+            "induction heads' attention to the first token, repeated tokens",
+            env.sig(induction_first_attn_repeated),
+            "-",
+        ),
+        (
+            f"induction heads' attention to the first token, {PLAIN}",
+            env.sig(induction_first_attn_plain),
+            "most of it (GPT-2 small, Pile text)",
+        ),
         *([(f"Sink_1 (%), {PLAIN_LEN} tokens of text", env.sig(sink1_pct), "-")] if PLAIN == "text" else []),
-        (f"Sink_1 (%), {PLAIN_LEN} random tokens", env.sig(sink1["random tokens without repeats"]),
-         "70.29 (GPT2-XL) to 91.23 (LLaMA3-8B); 18.18 (60M model)"),
-        ("value norm, first position / others (induction heads)", env.sig(first_value_norm_ratio), "< 1 (small values at sinks)"),
+        (
+            f"Sink_1 (%), {PLAIN_LEN} random tokens",
+            env.sig(sink1["random tokens without repeats"]),
+            "70.29 (GPT2-XL) to 91.23 (LLaMA3-8B); 18.18 (60M model)",
+        ),
+        (
+            "value norm, first position / others (induction heads)",
+            env.sig(first_value_norm_ratio),
+            "< 1 (small values at sinks)",
+        ),
         ("loss, full attention", env.sig(loss_full), "-"),
         ("loss, window without sinks", env.sig(loss_window_no_sink), "explodes once the first tokens leave"),
         (f"loss, window + {N_SINK} sink tokens", env.sig(loss_window_with_sink), "close to full attention"),

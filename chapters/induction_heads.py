@@ -28,12 +28,22 @@
 # TransformerLens model to run the same analyses on it.
 
 # %% tags=["remove-cell"]
-# Setup: on Colab, fetch the book and its requirements (torch is preinstalled); elsewhere, find lib/.
-import subprocess, sys, pathlib  # noqa: E401
-if "google.colab" in sys.modules and not pathlib.Path("ibe").exists():
-    subprocess.run("git clone -q --depth 1 https://github.com/interpretability-by-experiment/book ibe && "
-                   "pip install -q $(grep -v '^torch==' ibe/requirements.txt)", shell=True, check=True)
-sys.path.insert(0, str(next(p for p in [pathlib.Path("ibe").resolve(), *pathlib.Path.cwd().resolve().parents, pathlib.Path.cwd()] if (p / "lib").is_dir())))
+# On Colab, install the book (lib/ and its model organisms) from its repository; elsewhere it is installed.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/interpretability-by-experiment/book",
+        ],
+        check=True,
+    )
 
 # %% tags=["parameters"]
 MODEL_NAME: str = "induction-2l"  # a zoo organism (induction-2l) or a TransformerLens name (gpt2-small, ...)
@@ -51,22 +61,23 @@ import plotly.express as px
 import torch
 from IPython.display import display
 from myst_nb import glue
-
 from transformer_lens.utilities import get_act_name
 
 from lib import attention, data, env, models, params, patching, plots, residual, zoo
+from lib.claims import check
 
 config = models.model_config(MODEL_NAME)
 params.check_int("SEQ_LEN", SEQ_LEN, 2, (config.n_ctx - 1) // 2)
 params.check_int("BATCH", BATCH, 1)
 params.check_choice("TRAIN", TRAIN, [False, True])
-if TRAIN and MODEL_NAME not in zoo.RECIPES:
-    raise ValueError(f"TRAIN=True retrains a zoo organism; MODEL_NAME={MODEL_NAME!r} is not one ({', '.join(zoo.RECIPES)})")
+if TRAIN and MODEL_NAME not in zoo.ORGANISMS:
+    raise ValueError(
+        f"TRAIN=True retrains a zoo organism; MODEL_NAME={MODEL_NAME!r} is not one ({', '.join(zoo.ORGANISMS)})"
+    )
 env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
-IS_ORGANISM = MODEL_NAME in zoo.RECIPES
-print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
-      f"vocabulary {model.cfg.d_vocab}, context {model.cfg.n_ctx}")
+IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
+print(models.describe(MODEL_NAME, model))
 
 # %% [markdown]
 # ## Repeated random tokens
@@ -81,10 +92,14 @@ print(f"{MODEL_NAME}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d
 # the model. The end of the next cell measures that too.
 
 # %%
-ordinary = models.ordinary_tokens(model)
-tokens = data.repeated_tokens(ordinary, model.tokenizer.bos_token_id, SEQ_LEN, BATCH, SEED).to(model.cfg.device)
+ordinary = data.ordinary_tokens(model)
+tokens = data.repeated_tokens(ordinary, model.tokenizer.bos_token_id, SEQ_LEN, BATCH, SEED).to(
+    model.cfg.device
+)
 logits = model(tokens)
-logprobs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0].float()  # [batch, 2*SEQ_LEN]
+logprobs = (
+    logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0].float()
+)  # [batch, 2*SEQ_LEN]
 correct = (logits[:, :-1].argmax(-1) == tokens[:, 1:]).float()
 first, second = slice(0, SEQ_LEN), slice(SEQ_LEN, 2 * SEQ_LEN)
 rep = {
@@ -101,12 +116,15 @@ print({name: round(value, 3) for name, value in rep.items()})
 # the same test with the first half drawn with replacement, as the source posts do on GPT-2
 half = ordinary[torch.randint(len(ordinary), (BATCH, SEQ_LEN), generator=torch.Generator().manual_seed(SEED))]
 replaced = torch.cat([tokens[:, :1].cpu(), half, half], dim=1).to(model.cfg.device)
-replaced_logprobs = model(replaced).log_softmax(-1)[:, SEQ_LEN:-1].gather(-1, replaced[:, SEQ_LEN + 1 :, None])
+replaced_logprobs = (
+    model(replaced).log_softmax(-1)[:, SEQ_LEN:-1].gather(-1, replaced[:, SEQ_LEN + 1 :, None])
+)
 rows_with_repeat = sum(len(set(row.tolist())) < SEQ_LEN for row in half) / BATCH
 glue("rep_logprob_second_replacement", round(replaced_logprobs.mean().item(), 3), display=False)
 glue("rows_with_repeat", round(rows_with_repeat, 2), display=False)
 px.line(
-    x=list(range(1, 2 * SEQ_LEN + 1)), y=logprobs.mean(0).cpu().numpy(),
+    x=list(range(1, 2 * SEQ_LEN + 1)),
+    y=logprobs.mean(0).cpu().numpy(),
     labels=dict(x="position of the predicted token", y="log-prob of the correct token"),
     title=f"{MODEL_NAME}: log-prob of the next token on repeated random tokens (mean of {BATCH})",
 ).add_vline(x=SEQ_LEN + 0.5, line_dash="dot")
@@ -123,11 +141,22 @@ px.line(
 # successors, not of a weaker circuit.
 
 # %% tags=["remove-cell"]
+check(
+    "log-probs are at most 0 and accuracies lie in [0, 1]",
+    all(
+        -1e4 < rep[f"rep_logprob_{half}"] <= 0 and 0 <= rep[f"rep_acc_{half}"] <= 1
+        for half in ("first", "second")
+    ),
+    **rep,
+)
 if IS_ORGANISM:
-    assert rep["rep_acc_second"] >= 0.9, rep
-    assert rep["rep_acc_first"] <= 0.05, rep
-    assert rep["rep_logprob_second"] >= -0.3, rep
-assert all(-1e4 < rep[f"rep_logprob_{half}"] <= 0 and 0 <= rep[f"rep_acc_{half}"] <= 1 for half in ("first", "second")), rep
+    check(
+        "in the second half the organism has the answer: top-1 accuracy >= 0.9",
+        rep["rep_acc_second"] >= 0.9,
+        **rep,
+    )
+    check("the first half is unpredictable: top-1 accuracy <= 0.05", rep["rep_acc_first"] <= 0.05, **rep)
+    check("the second half's mean log-prob is >= -0.3", rep["rep_logprob_second"] >= -0.3, **rep)
 
 # %% [markdown]
 # ## Which heads do it: induction and previous-token scores
@@ -156,8 +185,10 @@ glue("top_prev_token_score", round(top_prev_token_score, 3), display=False)
 glue("ind_head", f"L{ind_head[0]}H{ind_head[1]}", display=False)
 glue("prev_head", f"L{prev_head[0]}H{prev_head[1]}", display=False)
 detected = [f"L{l}H{h}" for l, h in (scores["induction"] > 0.4).nonzero().tolist()]
-print(f"top induction head L{ind_head[0]}H{ind_head[1]}: {top_induction_score:.3f}; "
-      f"top previous-token head L{prev_head[0]}H{prev_head[1]}: {top_prev_token_score:.3f}")
+print(
+    f"top induction head L{ind_head[0]}H{ind_head[1]}: {top_induction_score:.3f}; "
+    f"top previous-token head L{prev_head[0]}H{prev_head[1]}: {top_prev_token_score:.3f}"
+)
 print("induction heads (score > 0.4):", ", ".join(detected) or "none")
 for kind in ("induction", "previous"):
     display(plots.head_heatmap(scores[kind], f"{kind} score per head ({MODEL_NAME})", zmax=1.0))
@@ -172,15 +203,32 @@ for kind in ("induction", "previous"):
 str_tokens = model.to_str_tokens(tokens[0])
 patterns = attention.attention_patterns(model, tokens[:1], [prev_head, ind_head])[:, 0]  # [2, dest, src]
 cv.attention.attention_heads(
-    tokens=str_tokens, attention=patterns.float().cpu(),
-    attention_head_names=[f"L{prev_head[0]}H{prev_head[1]} (previous token)", f"L{ind_head[0]}H{ind_head[1]} (induction)"],
+    tokens=str_tokens,
+    attention=patterns.float().cpu(),
+    attention_head_names=[
+        f"L{prev_head[0]}H{prev_head[1]} (previous token)",
+        f"L{ind_head[0]}H{ind_head[1]} (induction)",
+    ],
 )
 
 # %% tags=["remove-cell"]
-assert all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in scores.values())
+check(
+    "scores are attention masses in [0, 1]",
+    all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in scores.values()),
+)
 if IS_ORGANISM:
-    assert top_induction_score >= 0.8 and ind_head[0] == 1, (top_induction_score, ind_head)
-    assert top_prev_token_score >= 0.8 and prev_head[0] == 0, (top_prev_token_score, prev_head)
+    check(
+        "the top induction head scores >= 0.8 and sits in layer 1",
+        top_induction_score >= 0.8 and ind_head[0] == 1,
+        score=top_induction_score,
+        head=ind_head,
+    )
+    check(
+        "the top previous-token head scores >= 0.8 and sits in layer 0, before the induction head",
+        top_prev_token_score >= 0.8 and prev_head[0] == 0,
+        score=top_prev_token_score,
+        head=prev_head,
+    )
 
 # %% [markdown]
 # ## Breaking it: ablation and patching
@@ -191,6 +239,7 @@ if IS_ORGANISM:
 # each layer's attention at each second-half position with its output at the matching
 # first-half position, where the same token sits but nothing can be copied yet: if the layer's
 # output at that position carries the copied prediction, the loss rises.
+
 
 # %%
 def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
@@ -224,28 +273,43 @@ def ablate_induction_heads(z: torch.Tensor, hook) -> torch.Tensor:
     return z
 
 
-joint_logits = model.run_with_hooks(tokens, fwd_hooks=[(lambda name: name in z_names, ablate_induction_heads)])
+joint_logits = model.run_with_hooks(
+    tokens, fwd_hooks=[(lambda name: name in z_names, ablate_induction_heads)]
+)
 joint_ablation_increase = second_half_loss(joint_logits).mean().item() - clean_loss
 single_induction_max = ablation[induction_mask].max().item() if induction_mask.any() else float("nan")
 glue("joint_ablation_increase", round(joint_ablation_increase, 3), display=False)
 glue("single_induction_max", env.sig(single_induction_max), display=False)  # None without induction heads
 glue("n_induction_heads", int(induction_mask.sum()), display=False)
-print(f"mean-ablating the {int(induction_mask.sum())} induction heads together: +{joint_ablation_increase:.3f} nats; "
-      f"one at a time: at most +{single_induction_max:.3f}")
+print(
+    f"mean-ablating the {int(induction_mask.sum())} induction heads together: +{joint_ablation_increase:.3f} nats; "
+    f"one at a time: at most +{single_induction_max:.3f}"
+)
 
 # attention output at each second-half position <- its output at the matching first-half position
 second_pos = torch.arange(SEQ_LEN + 1, 2 * SEQ_LEN + 1)
 shifted = {name: cache[name].clone() for name in attn_names}
 for name in attn_names:
     shifted[name][:, second_pos] = cache[name][:, second_pos - SEQ_LEN]
-layer_pos = patching.patch_sweep(model, tokens, shifted, "attn_out", "layer_pos", second_half_total,
-                                 positions=second_pos) - second_half_total(logits).mean()
+layer_pos = (
+    patching.patch_sweep(
+        model, tokens, shifted, "attn_out", "layer_pos", second_half_total, positions=second_pos
+    )
+    - second_half_total(logits).mean()
+)
 patch_by_layer = layer_pos.mean(-1)
 glue("patch_by_layer", [round(v, 3) for v in patch_by_layer.tolist()], display=False)
-print(f"clean second-half loss {clean_loss:.3f} per token; nats added to the whole second half by patching one",
-      "position of each layer's attention output (mean over positions):", [round(v, 3) for v in patch_by_layer.tolist()])
-plots.layer_position_map(layer_pos, second_pos.tolist(),
-                         "second-half loss increase (nats, summed): attention output patched from the first half", "loss change")
+print(
+    f"clean second-half loss {clean_loss:.3f} per token; nats added to the whole second half by patching one",
+    "position of each layer's attention output (mean over positions):",
+    [round(v, 3) for v in patch_by_layer.tolist()],
+)
+plots.layer_position_map(
+    layer_pos,
+    second_pos.tolist(),
+    "second-half loss increase (nats, summed): attention output patched from the first half",
+    "loss change",
+)
 
 # %% [markdown]
 # Mean-ablating a single head raises the second-half loss by up to {glue:text}`top_ablation_increase`
@@ -264,11 +328,29 @@ plots.layer_position_map(layer_pos, second_pos.tolist(),
 # feeds (at first-half positions) are left untouched.
 
 # %% tags=["remove-cell"]
-assert torch.isfinite(ablation).all() and torch.isfinite(layer_pos).all()
+check(
+    "ablation and patching effects are finite",
+    torch.isfinite(ablation).all() and torch.isfinite(layer_pos).all(),
+)
 if IS_ORGANISM:
-    assert top_ablation_head == prev_head and ablation.max() > 1.0, (top_ablation_head, prev_head, ablation)
-    assert joint_ablation_increase > max(1.0, 2 * single_induction_max), (joint_ablation_increase, single_induction_max)
-    assert patch_by_layer[-1] > 1.0 and patch_by_layer[0] < 0.2 * patch_by_layer[-1], patch_by_layer
+    check(
+        "mean-ablating the previous-token head costs the most, over 1 nat",
+        top_ablation_head == prev_head and ablation.max() > 1.0,
+        top_ablation_head=top_ablation_head,
+        prev_head=prev_head,
+        increase=ablation.max(),
+    )
+    check(
+        "the induction heads are redundant: ablated together they cost over twice the most any one costs",
+        joint_ablation_increase > max(1.0, 2 * single_induction_max),
+        joint=joint_ablation_increase,
+        single_max=single_induction_max,
+    )
+    check(
+        "the last layer's attention output carries the copy; layer 0's barely matters",
+        patch_by_layer[-1] > 1.0 and patch_by_layer[0] < 0.2 * patch_by_layer[-1],
+        patch_by_layer=patch_by_layer,
+    )
 
 # %% [markdown]
 # ## Reading the circuit off the weights
@@ -283,13 +365,19 @@ if IS_ORGANISM:
 circuit = attention.k_composition_circuit(model, prev_head, ind_head)
 kcomp_top1_acc = attention.diagonal_top1_accuracy(circuit, ordinary, chunk=1024)
 glue("kcomp_top1_acc", round(kcomp_top1_acc, 3), display=False)
-print(f"K-composition circuit L{prev_head[0]}H{prev_head[1]} -> L{ind_head[0]}H{ind_head[1]}: "
-      f"top-1 accuracy {kcomp_top1_acc:.3f} over {len(ordinary)} tokens (chance {1 / len(ordinary):.4f})")
+print(
+    f"K-composition circuit L{prev_head[0]}H{prev_head[1]} -> L{ind_head[0]}H{ind_head[1]}: "
+    f"top-1 accuracy {kcomp_top1_acc:.3f} over {len(ordinary)} tokens (chance {1 / len(ordinary):.4f})"
+)
 sample = ordinary[:64].to(model.cfg.device)
 block = circuit.A[sample] @ circuit.B[:, sample]
-px.imshow(block.float().cpu().numpy(), color_continuous_scale="RdBu", color_continuous_midpoint=0.0,
-          labels=dict(x="key: previous token", y="query token"),
-          title="K-composition full circuit, first 64 tokens")
+px.imshow(
+    block.float().cpu().numpy(),
+    color_continuous_scale="RdBu",
+    color_continuous_midpoint=0.0,
+    labels=dict(x="key: previous token", y="query token"),
+    title="K-composition full circuit, first 64 tokens",
+)
 
 # %% [markdown]
 # Over the whole vocabulary, the diagonal wins in {glue:text}`kcomp_top1_acc` of the rows.
@@ -301,16 +389,25 @@ px.imshow(block.float().cpu().numpy(), color_continuous_scale="RdBu", color_cont
 kcomp = attention.composition_scores(model, "k")
 L, H = model.cfg.n_layers, model.cfg.n_heads
 pair_names = [f"L{l}H{h}" for l in range(L) for h in range(H)]
-px.imshow(kcomp.reshape(L * H, L * H).float().cpu().numpy(), x=pair_names, y=pair_names,
-          labels=dict(x="later head (keys)", y="earlier head (writes)", color="K-comp"),
-          title="K-composition scores for every pair of heads")
+px.imshow(
+    kcomp.reshape(L * H, L * H).float().cpu().numpy(),
+    x=pair_names,
+    y=pair_names,
+    labels=dict(x="later head (keys)", y="earlier head (writes)", color="K-comp"),
+    title="K-composition scores for every pair of heads",
+)
 
 # %% tags=["remove-cell"]
-assert 0 <= kcomp_top1_acc <= 1
+check("the K-composition top-1 accuracy is a fraction", 0 <= kcomp_top1_acc <= 1, accuracy=kcomp_top1_acc)
 if IS_ORGANISM:
     into_induction = kcomp[:, :, ind_head[0], ind_head[1]]
-    assert kcomp[prev_head + ind_head] == into_induction[~into_induction.isnan()].max(), "the pair is not the strongest K-composition"
-    assert kcomp_top1_acc >= 0.5, kcomp_top1_acc
+    check(
+        "the pair found stands out: the strongest K-composition into the induction head",
+        kcomp[prev_head + ind_head] == into_induction[~into_induction.isnan()].max(),
+        pair=kcomp[prev_head + ind_head],
+        strongest=into_induction[~into_induction.isnan()].max(),
+    )
+    check("the diagonal wins in at least half of the rows", kcomp_top1_acc >= 0.5, accuracy=kcomp_top1_acc)
 
 # %% [markdown]
 # ## The phase change
@@ -323,11 +420,17 @@ if IS_ORGANISM:
 if IS_ORGANISM:
     log = zoo.train(MODEL_NAME)[1] if TRAIN else zoo.manifest(MODEL_NAME)["training_log"]
     steps = [entry["step"] for entry in log]
-    fig = plots.curves(steps, {
-        "loss on repeated tokens, second half": [entry["loss_second_half"] for entry in log],
-        "top induction score (layer 1)": [entry["top_induction_score"] for entry in log],
-        "top previous-token score (layer 0)": [entry["top_prev_token_score"] for entry in log],
-    }, f"{MODEL_NAME}: training", "step", "")
+    fig = plots.curves(
+        steps,
+        {
+            "loss on repeated tokens, second half": [entry["loss_second_half"] for entry in log],
+            "top induction score (layer 1)": [entry["top_induction_score"] for entry in log],
+            "top previous-token score (layer 0)": [entry["top_prev_token_score"] for entry in log],
+        },
+        f"{MODEL_NAME}: training",
+        "step",
+        "",
+    )
     phase_change_step = next(e["step"] for e in log if e["top_induction_score"] > 0.4)
     glue("phase_change_step", phase_change_step, display=False)
     print(f"the top induction score first exceeds 0.4 at step {phase_change_step}")
@@ -338,8 +441,18 @@ else:
 # %% tags=["remove-cell"]
 if IS_ORGANISM:
     before = [e for e in log if e["step"] < phase_change_step]
-    assert before and max(e["top_induction_score"] for e in before[:-1] or before) < 0.4
-    assert log[-1]["top_induction_score"] > 0.8 and log[-1]["loss_second_half"] < 0.5 * log[0]["loss_second_half"]
+    check(
+        "the induction score stays below 0.4 before the phase change",
+        before and max(e["top_induction_score"] for e in before[:-1] or before) < 0.4,
+        step=phase_change_step,
+    )
+    check(
+        "after training the induction score is above 0.8 and the second-half loss has more than halved",
+        log[-1]["top_induction_score"] > 0.8
+        and log[-1]["loss_second_half"] < 0.5 * log[0]["loss_second_half"],
+        final=log[-1],
+        first=log[0],
+    )
 
 # %% [markdown]
 # ## Results

@@ -1,7 +1,7 @@
 """Per-head attention scores for every head of every layer, and head-composition scores.
 
 Introduced in chapter 'Induction heads' (chapters/induction_heads.py); the attention-sinks
-chapter reuses the first-token score.
+chapter reuses the first-token score (the sink metrics themselves are in :mod:`lib.sinks`).
 
 Every score is "attention mass on a set of target source positions", with the targets defined
 from the tokens alone, so the same routine works on repeated random tokens and on text:
@@ -20,6 +20,8 @@ half, the detector of the source post.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import einops
 import torch
 from jaxtyping import Bool, Float, Int
@@ -27,10 +29,13 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-SCORE_KINDS = ("previous", "duplicate", "induction", "first")
+from lib.hooks import every_layer, reduce_pass
+
+ScoreKind = Literal["previous", "duplicate", "induction", "first"]
+SCORE_KINDS: tuple[ScoreKind, ...] = get_args(ScoreKind)
 
 
-def target_mask(tokens: Int[Tensor, "batch pos"], kind: str) -> Bool[Tensor, "batch dest src"]:
+def target_mask(tokens: Int[Tensor, "batch pos"], kind: ScoreKind) -> Bool[Tensor, "batch dest src"]:
     """Which source positions count as targets for each destination (see the module doc)."""
     batch, n = tokens.shape
     dest = torch.arange(n, device=tokens.device)[:, None]
@@ -53,21 +58,17 @@ def target_mask(tokens: Int[Tensor, "batch pos"], kind: str) -> Bool[Tensor, "ba
 def head_scores(
     model: HookedTransformer,
     tokens: Int[Tensor, "batch pos"],
-    kinds: tuple[str, ...] = SCORE_KINDS,
+    kinds: tuple[ScoreKind, ...] = SCORE_KINDS,
 ) -> dict[str, Float[Tensor, "n_layers n_heads"]]:
-    """Scores of every kind for every head, from one forward pass.
-
-    Nothing is cached: a hook on each layer's attention pattern reduces it to per-head scores
-    as the forward pass goes (chapter 'Induction heads').
-    """
+    """Scores of every kind for every head, from one :func:`lib.hooks.reduce_pass` that reduces
+    each layer's attention pattern to per-head scores as the forward pass goes."""
     for kind in kinds:
         if kind not in SCORE_KINDS:
             raise ValueError(f"unknown score kind {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
     tokens = tokens.to(model.cfg.device)
     masks = {kind: target_mask(tokens, kind) for kind in kinds}
     scores = {
-        kind: torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
-        for kind in kinds
+        kind: torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device) for kind in kinds
     }
 
     def reduce_pattern(pattern: Float[Tensor, "batch head dest src"], hook) -> None:
@@ -76,16 +77,11 @@ def head_scores(
                 pattern.float(), mask.float(), "batch head dest src, batch dest src -> batch head dest"
             )
             has_target = mask.any(-1)  # [batch, dest]
-            scores[kind][hook.layer()] = (
-                einops.einsum(mass, has_target.float(), "batch head dest, batch dest -> head")
-                / has_target.sum().clamp(min=1)
-            )
+            scores[kind][hook.layer()] = einops.einsum(
+                mass, has_target.float(), "batch head dest, batch dest -> head"
+            ) / has_target.sum().clamp(min=1)
 
-    model.run_with_hooks(
-        tokens,
-        return_type=None,
-        fwd_hooks=[(lambda name: name.endswith("hook_pattern"), reduce_pattern)],
-    )
+    reduce_pass(model, tokens, [(every_layer(model, "pattern"), reduce_pattern)])
     return scores
 
 
@@ -95,7 +91,7 @@ def attention_patterns(
     heads: list[tuple[int, int]],
 ) -> Float[Tensor, "n_heads_selected batch dest src"]:
     """The attention patterns of the chosen ``(layer, head)`` pairs, caching only the layers
-    they sit in (chapter 'Induction heads', for the circuitsvis views)."""
+    they sit in."""
     names = {get_act_name("pattern", layer) for layer, _ in heads}
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     return torch.stack([cache["pattern", layer][:, head] for layer, head in heads])
@@ -105,12 +101,16 @@ def factored_frobenius(
     left: Float[Tensor, "... d_model d_head"],
     middle: Float[Tensor, "... d_head d_head"],
     right: Float[Tensor, "... d_head d_model"],
-) -> Float[Tensor, "..."]:
+) -> Float[Tensor, ...]:
     """``|| left @ middle @ right ||_F`` without forming the d_model x d_model product:
-    ``tr((L^T L) M (R R^T) M^T)`` (chapter 'Induction heads')."""
+    ``tr((L^T L) M (R R^T) M^T)``."""
     gram_left = left.mT @ left
     gram_right = right @ right.mT
-    return torch.einsum("...ij,...jk,...kl,...il->...", gram_left, middle, gram_right, middle).clamp(min=0).sqrt()
+    return (
+        torch.einsum("...ij,...jk,...kl,...il->...", gram_left, middle, gram_right, middle)
+        .clamp(min=0)
+        .sqrt()
+    )
 
 
 def composition_scores(model: HookedTransformer, kind: str) -> Float[Tensor, "layer1 head1 layer2 head2"]:
@@ -118,8 +118,7 @@ def composition_scores(model: HookedTransformer, kind: str) -> Float[Tensor, "la
 
     ``||W_A W_B||_F / (||W_A||_F ||W_B||_F)`` with ``W_A`` the OV circuit of the earlier head and
     ``W_B`` the QK circuit (``q``), transposed QK circuit (``k``) or OV circuit (``v``) of the
-    later head; pairs where the later head does not sit in a later layer are NaN
-    (chapter 'Induction heads').
+    later head; pairs where the later head does not sit in a later layer are NaN.
     """
     if kind not in ("q", "k", "v"):
         raise ValueError(f"unknown composition kind {kind!r}; allowed: q, k, v")
@@ -149,7 +148,7 @@ def k_composition_circuit(
 ) -> FactoredMatrix:
     """The K-composition full circuit ``W_E W_Q (W_E W_V W_O W_K)^T`` between a previous-token
     head ``prev`` and an induction head ``ind``: entry ``[a, b]`` is how much a query on token
-    ``a`` attends to a key whose previous token was ``b`` (chapter 'Induction heads')."""
+    ``a`` attends to a key whose previous token was ``b``."""
     (lp, hp), (li, hi) = prev, ind
     query = FactoredMatrix(model.W_E, model.W_Q[li, hi])
     key = FactoredMatrix(model.W_E @ model.W_V[lp, hp], model.W_O[lp, hp] @ model.W_K[li, hi])
@@ -158,8 +157,7 @@ def k_composition_circuit(
 
 def diagonal_top1_accuracy(circuit: FactoredMatrix, ids: Int[Tensor, " n"], chunk: int = 4096) -> float:
     """Fraction of rows ``a`` (restricted to ``ids`` x ``ids``) whose largest entry is on the
-    diagonal; rows are materialised ``chunk`` at a time so a 50k-token vocabulary fits in memory
-    (chapter 'Induction heads')."""
+    diagonal; rows are materialised ``chunk`` at a time so a 50k-token vocabulary fits in memory."""
     ids = ids.to(circuit.A.device)
     right = circuit.B[:, ids]  # [d_head, n]
     hits = torch.zeros((), device=ids.device)
@@ -168,59 +166,3 @@ def diagonal_top1_accuracy(circuit: FactoredMatrix, ids: Int[Tensor, " n"], chun
         block = circuit.A[rows] @ right  # [chunk, n]
         hits += (block.argmax(-1) == torch.arange(start, start + len(rows), device=ids.device)).sum()
     return (hits / len(ids)).item()
-
-
-def _reduce_patterns(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], reduce) -> None:
-    """Run ``tokens`` with a hook that hands each layer's pattern to ``reduce(layer, pattern)``
-    and caches nothing (chapter 'Attention sinks')."""
-    model.run_with_hooks(
-        tokens.to(model.cfg.device),
-        return_type=None,
-        fwd_hooks=[(lambda name: name.endswith("hook_pattern"), lambda pattern, hook: reduce(hook.layer(), pattern))],
-    )
-
-
-def first_token_mass(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], queries: Bool[Tensor, "batch pos"]
-) -> Float[Tensor, "n_layers n_heads"]:
-    """Mean attention that the selected query positions pay to position 0, for every head, from
-    one forward pass (chapter 'Attention sinks': where an induction head looks when there is
-    nothing to induct). ``queries`` picks the (sequence, position) pairs to average over."""
-    queries = queries.to(model.cfg.device).float()
-    mass = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
-
-    def reduce(layer: int, pattern: Float[Tensor, "batch head dest src"]) -> None:
-        first = pattern[..., 0].float()  # [batch, head, dest]
-        mass[layer] = einops.einsum(first, queries, "batch head dest, batch dest -> head") / queries.sum().clamp(min=1)
-
-    with torch.no_grad():
-        _reduce_patterns(model, tokens, reduce)
-    return mass
-
-
-def token_importance(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
-) -> Float[Tensor, "n_layers n_heads pos"]:
-    """Gu et al.'s importance of every source position for every head: the mean attention it
-    receives from the queries at or after it, ``alpha_k = sum_{i >= k} A[i, k] / (T - k)``
-    (positions from 0), averaged over the batch; one forward pass, nothing cached
-    (chapter 'Attention sinks')."""
-    n = tokens.shape[1]
-    importance = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, n, device=model.cfg.device)
-    n_queries = torch.arange(n, 0, -1, device=model.cfg.device).float()  # T - k queries see source k
-
-    def reduce(layer: int, pattern: Float[Tensor, "batch head dest src"]) -> None:
-        received = einops.reduce(pattern.float(), "batch head dest src -> head src", "sum") / pattern.shape[0]
-        importance[layer] = received / n_queries
-
-    with torch.no_grad():
-        _reduce_patterns(model, tokens, reduce)
-    return importance
-
-
-def sink_rate(
-    importance: Float[Tensor, "n_layers n_heads pos"], threshold: float = 0.3, position: int = 0
-) -> float:
-    """Gu et al.'s ``Sink_k``: the percentage of (layer, head) pairs whose importance of the
-    source ``position`` (``k - 1``) exceeds ``threshold`` (chapter 'Attention sinks')."""
-    return 100.0 * (importance[..., position] > threshold).float().mean().item()

@@ -42,7 +42,9 @@ def toc_chapters() -> list[str]:
     has a ``chapters/<slug>.py`` source)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
-    return [f.split("/", 1)[1] for f in files if f.startswith("book/") and source(f.split("/", 1)[1]).exists()]
+    return [
+        f.split("/", 1)[1] for f in files if f.startswith("book/") and source(f.split("/", 1)[1]).exists()
+    ]
 
 
 def source(slug: str) -> Path:
@@ -72,7 +74,7 @@ def parameters(slug: str) -> dict[str, dict]:
 
 def describe_parameters(slug: str) -> str:
     """Human-readable list of a chapter's parameters, for ``make run``'s help."""
-    lines = [f"Parameters of chapter {slug!r} (pass as PARAMS=\"-p NAME VALUE ...\"):"]
+    lines = [f'Parameters of chapter {slug!r} (pass as PARAMS="-p NAME VALUE ..."):']
     for name, p in parameters(slug).items():
         lines.append(f"  {name}: {p['inferred_type_name']} = {p['default']}  # {p['help']}")
     return "\n".join(lines)
@@ -111,24 +113,39 @@ def execute(slug: str, output: Path, params: dict[str, object] | None = None) ->
     known = papermill.inspect_notebook(nb)
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for chapter {slug!r}; "
-                         f"allowed: {', '.join(known)}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for chapter {slug!r}; allowed: {', '.join(known)}"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{output.stem}-", dir=output.parent)
     os.close(fd)
     try:
         papermill.execute_notebook(
-            nb, tmp, parameters=params, kernel_name="python3", cwd=str(BOOK_DIR),
-            progress_bar=False, log_output=False,
+            nb,
+            tmp,
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(BOOK_DIR),
+            progress_bar=False,
+            log_output=False,
         )
         done = nbformat.read(tmp, as_version=4)
-        done.metadata.papermill.update(input_path=str(src.relative_to(ROOT)),
-                                       output_path=str(output.resolve().relative_to(ROOT)
-                                                       if output.resolve().is_relative_to(ROOT) else output))
+        done.metadata.papermill.update(
+            input_path=str(src.relative_to(ROOT)),
+            output_path=str(
+                output.resolve().relative_to(ROOT) if output.resolve().is_relative_to(ROOT) else output
+            ),
+        )
         nbformat.write(strip_timing(done), tmp)
         os.replace(tmp, output)
     except papermill.PapermillExecutionError as err:
-        raise ChapterError(f"chapter {slug!r} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}") from None
+        if err.ename == "ClaimError":  # a check cell (lib.claims.check): the sentence says which claim broke
+            raise ChapterError(
+                f"chapter {slug!r}: a claim failed in cell [{err.exec_count}]: {err.evalue}"
+            ) from None
+        raise ChapterError(
+            f"chapter {slug!r} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}"
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

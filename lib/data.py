@@ -1,4 +1,5 @@
-"""Seeded token generators: repeated random tokens and the induction organism's training data.
+"""Seeded token generators: the ids random tokens are drawn from, repeated random tokens and the
+induction organism's training data.
 
 Introduced in chapter 'Induction heads' (chapters/induction_heads.py).
 """
@@ -10,16 +11,31 @@ from collections.abc import Iterator
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from lib import language
+
+
+def ordinary_tokens(model: HookedTransformer) -> Int[Tensor, " n_ordinary"]:
+    """The token ids random-token inputs draw from: every id the tokenizer defines (a padded
+    ``d_vocab`` can be larger) except its special tokens; for a model of the book's language,
+    the words the language uses, not the reserved ids it never saw."""
+    if language.speaks_language(model):
+        return language.WORD_IDS
+    special = set(model.tokenizer.all_special_ids)
+    n_defined = min(model.cfg.d_vocab, len(model.tokenizer))
+    return torch.tensor([i for i in range(n_defined) if i not in special])
 
 
 def distinct_tokens(
     vocab: Int[Tensor, " n_vocab"], bos_id: int, length: int, batch: int, seed: int
 ) -> Int[Tensor, "batch length"]:
     """BOS then ``length - 1`` tokens drawn uniformly from ``vocab`` without replacement within
-    each row: random tokens in which no token recurs (chapters 'Induction heads', 'Attention
-    sinks')."""
+    each row: random tokens in which no token recurs."""
     if length - 1 > len(vocab):
-        raise ValueError(f"length={length} needs {length - 1} distinct tokens; the vocabulary has {len(vocab)}")
+        raise ValueError(
+            f"length={length} needs {length - 1} distinct tokens; the vocabulary has {len(vocab)}"
+        )
     g = torch.Generator().manual_seed(seed)
     rows = torch.stack([vocab[torch.randperm(len(vocab), generator=g)[: length - 1]] for _ in range(batch)])
     return torch.cat([torch.full((batch, 1), bos_id, dtype=torch.long), rows], dim=1)
@@ -35,7 +51,7 @@ def repeated_tokens(
     tokens. The first half has no token twice: drawn with replacement, a token that recurs by
     chance has two different successors, and no copying mechanism can tell which one comes
     next. On GPT-2's 50,257 tokens that happens in about 2% of 50-token rows; on a vocabulary
-    of 512 in about 91% of them (chapter 'Induction heads').
+    of 512 in about 91% of them.
     """
     first = distinct_tokens(vocab, bos_id, seq_len + 1, batch, seed)
     return torch.cat([first, first[:, 1:]], dim=1)
@@ -45,7 +61,7 @@ def second_half_nll(
     logits: Float[Tensor, "batch 1+2*seq_len d_vocab"], tokens: Int[Tensor, "batch 1+2*seq_len"], seq_len: int
 ) -> Float[Tensor, "batch seq_len-1"]:
     """Per-token loss on the predictable part of :func:`repeated_tokens`: the second half but its
-    first token, which nothing announces (chapters 'Induction heads', 'Residual stream')."""
+    first token, which nothing announces."""
     logprobs = logits[:, seq_len + 1 : -1].float().log_softmax(-1)
     return -logprobs.gather(-1, tokens[:, seq_len + 2 :, None].to(logprobs.device))[..., 0]
 
@@ -77,7 +93,7 @@ def induction_batch(
     knowing the previous token pays at every position, as in real text, and not only where a
     copy later reads it; without the rule, the previous-token head only forms over the positions
     that copies tend to read. Otherwise fresh tokens never repeat within a row, and a repeated
-    token (almost always) signals a copy (chapter 'Induction heads').
+    token (almost always) signals a copy.
     """
     if n_ctx > n_vocab:
         raise ValueError(f"n_ctx={n_ctx} needs at least as many token ids; n_vocab={n_vocab}")
@@ -106,8 +122,7 @@ def induction_batch(
 def induction_batches(
     seed: int, n_vocab: int, bos_id: int, batch: int, n_ctx: int, **options
 ) -> Iterator[Int[Tensor, "batch n_ctx"]]:
-    """An endless, seeded stream of :func:`induction_batch` (``options``: its keyword arguments)
-    (chapter 'Induction heads')."""
+    """An endless, seeded stream of :func:`induction_batch` (``options``: its keyword arguments)."""
     g = torch.Generator().manual_seed(seed)
     while True:
         yield induction_batch(n_vocab, bos_id, batch, n_ctx, g, **options)

@@ -18,13 +18,13 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def in_colab() -> bool:
-    """True when running inside Google Colab (chapter 'Induction heads')."""
+    """True when running inside Google Colab."""
     return "google.colab" in sys.modules
 
 
 def progress_disabled() -> bool:
     """True when progress bars should be hidden: under test and in the book build, where the
-    variable ``IBE_DISABLE_TQDM=1`` is set (chapter 'Induction heads')."""
+    variable ``IBE_DISABLE_TQDM=1`` is set."""
     return os.environ.get("IBE_DISABLE_TQDM", "") not in ("", "0")
 
 
@@ -32,7 +32,7 @@ def pick_device(name: str = "auto") -> torch.device:
     """Resolve a device name: ``auto`` takes CUDA when present, else the CPU.
 
     Raises ``ValueError`` naming the allowed values for anything else, and for ``cuda`` on a
-    machine without a GPU (chapter 'Induction heads').
+    machine without a GPU.
     """
     if name not in DEVICES:
         raise ValueError(f"DEVICE={name!r} is not a device; allowed: {', '.join(DEVICES)}")
@@ -45,14 +45,14 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def pick_dtype(name: str) -> torch.dtype:
     """Resolve a dtype name (``float32``, ``float16``, ``bfloat16``) or raise a ``ValueError``
-    listing them (chapter 'Induction heads')."""
+    listing them."""
     if name not in DTYPES:
         raise ValueError(f"DTYPE={name!r} is not supported; allowed: {', '.join(DTYPES)}")
     return DTYPES[name]
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices) (chapter 'Induction heads')."""
+    """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -62,8 +62,7 @@ def setup(seed: int = 0, deterministic: bool = True) -> None:
     """Prepare a chapter's kernel: seeds, deterministic kernels, plotly renderer, no grad.
 
     The plotly renderer is ``colab`` on Colab and ``plotly_mimetype+notebook_connected``
-    elsewhere, so the same figure is interactive in Jupyter and in the rendered book
-    (chapter 'Induction heads').
+    elsewhere, so the same figure is interactive in Jupyter and in the rendered book.
     """
     import plotly.io as pio
 
@@ -79,5 +78,5 @@ def setup(seed: int = 0, deterministic: bool = True) -> None:
 def sig(x: float) -> float | None:
     """``x`` to three significant digits, so printed and glued numbers read the same on every
     machine (float rounding differs across CPUs and GPUs); None for NaN (an empty average).
-    Introduced in chapter 'Residual stream'."""
+    """
     return None if x != x else float(f"{x:.3g}")

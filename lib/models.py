@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import warnings
 
-import torch
-from jaxtyping import Int
-from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens import loading_from_pretrained as loading
 
-from lib import env, grammar, zoo
+from lib import env, zoo
 
 warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
 
 
 def _unknown(name: str) -> ValueError:
     return ValueError(
-        f"MODEL_NAME={name!r} is neither a zoo organism ({', '.join(zoo.RECIPES)}) nor a "
+        f"MODEL_NAME={name!r} is neither a zoo organism ({', '.join(zoo.ORGANISMS)}) nor a "
         "TransformerLens model name (e.g. gpt2-small, pythia-160m, gemma-2-2b-it; the full list "
         "is transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)"
     )
@@ -30,7 +27,7 @@ def _unknown(name: str) -> ValueError:
 def model_config(name: str) -> HookedTransformerConfig:
     """The config of a model without loading its weights, so chapters can validate their
     parameters (e.g. sequence length against ``n_ctx``) before any heavy work."""
-    if name in zoo.RECIPES:
+    if name in zoo.ORGANISMS:
         return HookedTransformerConfig(**zoo.manifest(name)["config"])
     try:
         loading.get_official_model_name(name)
@@ -48,7 +45,7 @@ def load_model(name: str, device: str = "auto", dtype: str = "float32") -> Hooke
     saying what is allowed, before anything is loaded.
     """
     torch_device, torch_dtype = env.pick_device(device), env.pick_dtype(dtype)
-    if name in zoo.RECIPES:
+    if name in zoo.ORGANISMS:
         return zoo.load(name, torch_device, torch_dtype)
     try:
         loading.get_official_model_name(name)
@@ -57,17 +54,14 @@ def load_model(name: str, device: str = "auto", dtype: str = "float32") -> Hooke
     return HookedTransformer.from_pretrained(name, device=torch_device, dtype=torch_dtype).eval()
 
 
-def speaks_language(model: HookedTransformer) -> bool:
-    """Whether the model's tokenizer is the book's language's, one token per word
-    (chapter 'Residual stream')."""
-    return model.tokenizer is not None and model.tokenizer.get_vocab() == grammar.ID
-
-
-def ordinary_tokens(model: HookedTransformer) -> Int[Tensor, " n_ordinary"]:
-    """The token ids random-token inputs draw from: every id the tokenizer defines (a padded
-    ``d_vocab`` can be larger) except its special tokens; for a model of the book's language,
-    the words the language uses, not the reserved ids it never saw (chapter 'Induction heads')."""
-    if speaks_language(model):
-        return grammar.WORD_IDS
-    special = set(model.tokenizer.all_special_ids)
-    return torch.tensor([i for i in range(min(model.cfg.d_vocab, len(model.tokenizer))) if i not in special])
+def describe(name: str, model: HookedTransformer, n_ordinary: int | None = None) -> str:
+    """One line on the loaded model, printed under every chapter's load cell: layers, heads,
+    widths, vocabulary (with how many ordinary tokens random inputs draw from, when given) and
+    context."""
+    cfg = model.cfg
+    mlp = "" if cfg.attn_only else f", d_mlp {cfg.d_mlp}"
+    ordinary = "" if n_ordinary is None else f" ({n_ordinary} ordinary tokens)"
+    return (
+        f"{name}: {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}{mlp}, "
+        f"vocabulary {cfg.d_vocab}{ordinary}, context {cfg.n_ctx}"
+    )

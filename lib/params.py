@@ -13,7 +13,12 @@ from collections.abc import Iterable
 def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
     """``value`` must be an int in ``[low, high]`` (no upper bound when ``high`` is None)."""
     allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
         raise ValueError(f"{name}={value!r} is not allowed; expected {allowed}")
     return value
 

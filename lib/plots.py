@@ -14,14 +14,22 @@ from torch import Tensor
 
 
 def head_heatmap(
-    values: Float[Tensor, "n_layers n_heads"], title: str, zmid: float | None = None, zmax: float | None = None
+    values: Float[Tensor, "n_layers n_heads"],
+    title: str,
+    zmid: float | None = None,
+    zmax: float | None = None,
 ) -> go.Figure:
-    """One cell per head: layers down, heads across (chapter 'Induction heads')."""
+    """One cell per head: layers down, heads across."""
     values = values.detach().float().cpu()
     kwargs = dict(color_continuous_scale="RdBu", color_continuous_midpoint=zmid) if zmid is not None else {}
     fig = px.imshow(
-        values.numpy(), labels=dict(x="head", y="layer", color=""), title=title, aspect="auto",
-        text_auto=".2f" if values.numel() <= 64 else False, zmax=zmax, **kwargs,
+        values.numpy(),
+        labels=dict(x="head", y="layer", color=""),
+        title=title,
+        aspect="auto",
+        text_auto=".2f" if values.numel() <= 64 else False,
+        zmax=zmax,
+        **kwargs,
     )
     return fig.update_layout(height=200 + 25 * values.shape[0])
 
@@ -29,17 +37,23 @@ def head_heatmap(
 def layer_position_map(
     values: Float[Tensor, "n_layers pos"], positions: Sequence[int], title: str, color: str
 ) -> go.Figure:
-    """A layer x position map, e.g. the loss change from patching each (layer, position)
-    (chapter 'Induction heads')."""
+    """A layer x position map, e.g. the loss change from patching each (layer, position)."""
     values = values.detach().float().cpu()
     fig = px.imshow(
-        values.numpy(), x=list(positions), labels=dict(x="position", y="layer", color=color),
-        title=title, aspect="auto", color_continuous_scale="RdBu", color_continuous_midpoint=0.0,
+        values.numpy(),
+        x=list(positions),
+        labels=dict(x="position", y="layer", color=color),
+        title=title,
+        aspect="auto",
+        color_continuous_scale="RdBu",
+        color_continuous_midpoint=0.0,
     )
     return fig.update_layout(height=200 + 25 * values.shape[0])
 
 
-def curves(x: Sequence[float], ys: dict[str, Sequence[float]], title: str, xlabel: str, ylabel: str) -> go.Figure:
-    """Several named lines over a shared x axis (chapter 'Induction heads')."""
+def curves(
+    x: Sequence[float], ys: dict[str, Sequence[float]], title: str, xlabel: str, ylabel: str
+) -> go.Figure:
+    """Several named lines over a shared x axis."""
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines") for name, y in ys.items()])
     return fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel)

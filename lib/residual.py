@@ -25,7 +25,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from lib import grammar, models, patching
+from lib import language, patching
+from lib.hooks import reduce_pass
 
 CENTERED_NORMS = ("LN", "LNPre")  # final norms that subtract the mean over d_model
 
@@ -51,14 +52,17 @@ def _component_names(model: HookedTransformer) -> list[str]:
     return names + [get_act_name("mlp_out", layer) for layer in _mlp_layers(model)]
 
 
-def _stack(model: HookedTransformer, cache: dict[str, Tensor]) -> tuple[Float[Tensor, "component batch pos d_model"], list[str]]:
+def _stack(
+    model: HookedTransformer, cache: dict[str, Tensor]
+) -> tuple[Float[Tensor, "component batch pos d_model"], list[str]]:
     """The components of the final residual stream from a cache of :func:`_component_names`."""
     cfg = model.cfg
-    parts = [cache["hook_embed"]] + ([cache["hook_pos_embed"].expand_as(cache["hook_embed"])] if _has_pos_embed(model) else [])
+    parts = [cache["hook_embed"]] + (
+        [cache["hook_pos_embed"].expand_as(cache["hook_embed"])] if _has_pos_embed(model) else []
+    )
     labels = ["embed"] + (["pos_embed"] if _has_pos_embed(model) else [])
     for layer in range(cfg.n_layers):
-        heads = einops.einsum(cache[get_act_name("z", layer)], model.W_O[layer],
-                              "b p h e, h e m -> h b p m")
+        heads = einops.einsum(cache[get_act_name("z", layer)], model.W_O[layer], "b p h e, h e m -> h b p m")
         parts += [*heads, model.b_O[layer].expand_as(cache["hook_embed"])]
         labels += [f"L{layer}H{head}" for head in range(cfg.n_heads)] + [f"L{layer} b_O"]
         if layer in _mlp_layers(model):
@@ -67,18 +71,22 @@ def _stack(model: HookedTransformer, cache: dict[str, Tensor]) -> tuple[Float[Te
     return torch.stack(parts), labels
 
 
-def decompose(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> tuple[Float[Tensor, "component batch pos d_model"], list[str]]:
+def decompose(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "component batch pos d_model"], list[str]]:
     """Every additive component of the final residual stream, and their labels: ``embed``,
     ``pos_embed`` (when positions are added to the stream), each head's output ``LlHh``
     (``z_h W_O^h``), each layer's attention bias ``Ll b_O`` and each MLP's output ``MLPl``,
-    in the order they are added. They sum to the final ``resid_post`` (chapter 'Residual stream').
+    in the order they are added. They sum to the final ``resid_post``.
     """
     names = _component_names(model)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     return _stack(model, cache)
 
 
-def _max_relative_error(approx: Float[Tensor, "... d_model"], exact: Float[Tensor, "... d_model"]) -> Float[Tensor, ""]:
+def _max_relative_error(
+    approx: Float[Tensor, "... d_model"], exact: Float[Tensor, "... d_model"]
+) -> Float[Tensor, ""]:
     return ((approx - exact).float().norm(dim=-1) / exact.float().norm(dim=-1).clamp_min(1e-12)).max()
 
 
@@ -86,18 +94,30 @@ def decomposition_errors(model: HookedTransformer, tokens: Int[Tensor, "batch po
     """How exactly the two sums hold, as the largest relative error ``|sum - actual| / |actual|``
     over positions: ``resid`` for the final residual stream against the sum of
     :func:`decompose`'s components, ``attn`` for every layer's attention output against the sum
-    of its heads' outputs plus ``b_O`` (chapter 'Residual stream')."""
+    of its heads' outputs plus ``b_O``."""
     n = model.cfg.n_layers
     final, attn = get_act_name("resid_post", n - 1), [get_act_name("attn_out", layer) for layer in range(n)]
     names = set(_component_names(model) + [final] + attn)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     stack, labels = _stack(model, cache)
-    heads_and_bias = torch.stack([
-        stack[[i for i, label in enumerate(labels) if label.startswith(f"L{layer}H") or label == f"L{layer} b_O"]].sum(0)
-        for layer in range(n)
-    ])
-    errors = torch.stack([_max_relative_error(stack.sum(0), cache[final]),
-                          _max_relative_error(heads_and_bias, torch.stack([cache[name] for name in attn]))])
+    heads_and_bias = torch.stack(
+        [
+            stack[
+                [
+                    i
+                    for i, label in enumerate(labels)
+                    if label.startswith(f"L{layer}H") or label == f"L{layer} b_O"
+                ]
+            ].sum(0)
+            for layer in range(n)
+        ]
+    )
+    errors = torch.stack(
+        [
+            _max_relative_error(stack.sum(0), cache[final]),
+            _max_relative_error(heads_and_bias, torch.stack([cache[name] for name in attn])),
+        ]
+    )
     return dict(zip(("resid", "attn"), errors.tolist()))
 
 
@@ -113,9 +133,8 @@ class Lens:
 
 def logit_lens(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Lens:
     """Decode the residual stream entering every layer, and leaving the last, with the final
-    LayerNorm (its scale recomputed from that residual) and the unembedding (chapter 'Residual
-    stream'). One forward pass caching only the residual streams; the vocabulary-sized logits
-    exist for one layer at a time."""
+    LayerNorm (its scale recomputed from that residual) and the unembedding. One forward pass
+    caching only the residual streams; the vocabulary-sized logits exist for one layer at a time."""
     names = residual_names(model)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     final = model.unembed(_final_norm(model)(cache[names[-1]])).float().log_softmax(-1)
@@ -131,7 +150,7 @@ def logit_lens(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Le
 @dataclass
 class Attribution:
     """Direct logit attribution of a logit difference at each of ``site`` positions: one term per
-    component (chapter 'Residual stream'). Without centring, the terms and ``constant`` sum to
+    component. Without centring, the terms and ``constant`` sum to
     ``total``, the model's own logit difference."""
 
     embed: Float[Tensor, " site"]
@@ -144,14 +163,22 @@ class Attribution:
 
     def summed(self) -> Float[Tensor, " site"]:
         """The sum of every term: equals ``total`` up to rounding (uncentred attribution)."""
-        return (self.embed + self.pos_embed + self.heads.sum((0, 1)) + self.attn_bias.sum(0) + self.mlps.sum(0)
-                + self.constant)
+        return (
+            self.embed
+            + self.pos_embed
+            + self.heads.sum((0, 1))
+            + self.attn_bias.sum(0)
+            + self.mlps.sum(0)
+            + self.constant
+        )
 
     def stacked(self) -> tuple[Float[Tensor, "component site"], list[str]]:
         """The terms of the components one could ablate, one row each: embeddings, heads and
         MLPs, with labels ``embed``, ``pos_embed``, ``LlHh``, ``MLPl``."""
         n_layers, n_heads = self.heads.shape[:2]
-        labels = ["embed", "pos_embed"] + [f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads)]
+        labels = ["embed", "pos_embed"] + [
+            f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads)
+        ]
         labels += [f"MLP{layer}" for layer in range(len(self.mlps))]
         rows = torch.cat([self.embed[None], self.pos_embed[None], self.heads.flatten(0, 1), self.mlps])
         return rows, labels
@@ -168,7 +195,7 @@ def direct_logit_attribution(
 ) -> Attribution:
     """Each component's direct contribution to ``logit[correct] - logit[wrong]`` at the sites
     ``(batch_idx, pos_idx)`` (the logits there predict the next token), with the final
-    LayerNorm's scale frozen at its value in the run (chapter 'Residual stream').
+    LayerNorm's scale frozen at its value in the run.
 
     A component ``c`` contributes ``(c - mean_d(c)) / scale . (w * (W_U[:, correct] - W_U[:,
     wrong]))``; the final LayerNorm's bias and ``b_U`` give the constant. Per-head terms are
@@ -202,20 +229,31 @@ def direct_logit_attribution(
     def project(act: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, " site"]:
         return einops.einsum(at_sites(act), direction, "s m, s m -> s")
 
-    heads = torch.stack([
-        einops.einsum(at_sites(cache[get_act_name("z", layer)]), model.W_O[layer], direction, "s h e, h e m, s m -> h s")
-        for layer in range(cfg.n_layers)
-    ])
+    heads = torch.stack(
+        [
+            einops.einsum(
+                at_sites(cache[get_act_name("z", layer)]),
+                model.W_O[layer],
+                direction,
+                "s h e, h e m, s m -> h s",
+            )
+            for layer in range(cfg.n_layers)
+        ]
+    )
     bias = einops.einsum(model.b_O, direction, "l m, s m -> l s")
     sites = len(b)
     return Attribution(
         embed=project(cache["hook_embed"]),
-        pos_embed=(project(cache["hook_pos_embed"].expand_as(cache["hook_embed"])) if _has_pos_embed(model)
-                   else torch.zeros(sites, device=device)),
+        pos_embed=(
+            project(cache["hook_pos_embed"].expand_as(cache["hook_embed"]))
+            if _has_pos_embed(model)
+            else torch.zeros(sites, device=device)
+        ),
         heads=heads,
         attn_bias=torch.zeros_like(bias) if center else bias,
         mlps=torch.stack([project(cache[get_act_name("mlp_out", layer)]) for layer in _mlp_layers(model)])
-        if not cfg.attn_only else torch.zeros(0, sites, device=device),
+        if not cfg.attn_only
+        else torch.zeros(0, sites, device=device),
         constant=torch.zeros_like(constant) if center else constant,
         total=logits[b, p, correct] - logits[b, p, wrong],
     )
@@ -229,48 +267,65 @@ def mean_ablation(
 ) -> tuple[Float[Tensor, "layer head"], Float[Tensor, " mlp_layer"]]:
     """The metric's change when each head's output, and each MLP's output, is replaced at every
     position by its mean over the batch and positions, one component at a time: the *total*
-    effect of the component (chapter 'Residual stream'). Batched by
+    effect of the component. Batched by
     :func:`lib.patching.patch_sweep`."""
     names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
     names += [get_act_name("mlp_out", layer) for layer in _mlp_layers(model)]
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     means = {name: cache[name].mean((0, 1), keepdim=True).expand_as(cache[name]) for name in names}
     clean = metric(logits if logit_positions is None else logits[:, logit_positions]).float().mean()
-    heads = patching.patch_sweep(model, tokens, means, "z", "head", metric, logit_positions=logit_positions) - clean
-    mlps = (patching.patch_sweep(model, tokens, means, "mlp_out", "layer", metric, logit_positions=logit_positions) - clean
-            if not model.cfg.attn_only else torch.zeros(0, device=heads.device))
+    heads = (
+        patching.patch_sweep(model, tokens, means, "z", "head", metric, logit_positions=logit_positions)
+        - clean
+    )
+    mlps = (
+        patching.patch_sweep(
+            model, tokens, means, "mlp_out", "layer", metric, logit_positions=logit_positions
+        )
+        - clean
+        if not model.cfg.attn_only
+        else torch.zeros(0, device=heads.device)
+    )
     return heads, mlps
 
 
 def residual_names(model: HookedTransformer) -> list[str]:
-    """The hooks of the residual stream entering every layer, then leaving the last
-    (chapter 'Residual stream')."""
+    """The hooks of the residual stream entering every layer, then leaving the last."""
     n = model.cfg.n_layers
     return [get_act_name("resid_pre", layer) for layer in range(n)] + [get_act_name("resid_post", n - 1)]
 
 
-def residual_norms(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer batch pos"]:
+def residual_norms(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "layer batch pos"]:
     """The L2 norm of the residual stream at every token, at each of :func:`residual_names`
-    (rows ``0 .. n_layers - 1`` entering each layer, row ``n_layers`` leaving the last)
-    (chapter 'Residual stream')."""
+    (rows ``0 .. n_layers - 1`` entering each layer, row ``n_layers`` leaving the last)."""
     names = residual_names(model)
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    return torch.stack([cache[name].float().norm(dim=-1) for name in names])
+    norms = torch.zeros(len(names), *tokens.shape, device=model.cfg.device)
+
+    def reduce(resid: Float[Tensor, "batch pos d_model"], hook) -> None:
+        norms[names.index(hook.name)] = resid.float().norm(dim=-1)
+
+    reduce_pass(model, tokens, [(names.__contains__, reduce)])
+    return norms
 
 
 # --------------------------------------------------------------------------------------------
 # Text of the book's language, for the organism or any model.
 
 
-def language_tokens(model: HookedTransformer, corpus: grammar.Corpus) -> Int[Tensor, "batch pos"]:
+def language_tokens(model: HookedTransformer, corpus: language.Corpus) -> Int[Tensor, "batch pos"]:
     """The corpus's rows as the model's tokens: the rows themselves for a model of the language;
     for any other model, each row's words as text (``<bos>`` between texts becomes the model's
     BOS token) re-tokenized by its tokenizer and cut to the row's length (every word is at
-    least one token) (chapter 'Residual stream')."""
-    if models.speaks_language(model):
+    least one token)."""
+    if language.speaks_language(model):
         return corpus.tokens.to(model.cfg.device)
     bos = model.tokenizer.bos_token
-    texts = [" ".join(bos if t == grammar.BOS_ID else grammar.VOCAB[t] for t in row[1:]) for row in corpus.tokens.tolist()]
+    texts = [
+        " ".join(bos if t == language.BOS_ID else language.VOCAB[t] for t in row[1:])
+        for row in corpus.tokens.tolist()
+    ]
     return model.to_tokens(texts)[:, : corpus.tokens.shape[1]]
 
 
@@ -279,7 +334,7 @@ class AgreementPrompts:
     """Subject-verb agreement prompts ending at the subject (``... the dogs near the tree``),
     each with a corrupted twin whose subject noun has the other number, and the verb (or
     copula) pair to compare: ``correct`` agrees with the clean subject, ``wrong`` with the
-    corrupted one (chapter 'Residual stream')."""
+    corrupted one."""
 
     clean: Int[Tensor, "prompt pos"]
     corrupt: Int[Tensor, "prompt pos"]
@@ -292,25 +347,32 @@ class AgreementPrompts:
 
 def agreement_prompts(model: HookedTransformer, n: int, seed: int) -> AgreementPrompts:
     """``n`` candidate prompts ``there was a NOUN named NAME . the SUBJECT PREP the NOUN`` from
-    the book's language (a sentence the grammar can produce, next token a verb or copula).
+    the book's language (a sentence the language can produce, next token a verb or copula).
     Answers are the copula (``is``/``are``, half the prompts) or a verb pair (``runs``/``run``),
     compared by their first token. Kept: prompts whose answers have distinct first tokens and
     whose length is the most common one; ``paired`` marks those whose corrupted twin has that
     length too. Under the language's own tokenizer, and GPT-2's on these common words, every
-    word is one token: all prompts are kept and paired (chapter 'Residual stream')."""
+    word is one token: all prompts are kept and paired."""
     rng = random.Random(seed)
-    animate = [pair for topic in grammar.ANIMATE_NOUNS.values() for pair in topic]
-    things = [pair for topic in grammar.THING_NOUNS.values() for pair in topic]
-    verbs = grammar.INTRANSITIVE_VERBS[grammar.SHARED] + grammar.TRANSITIVE_VERBS[grammar.SHARED]
+    animate = [pair for topic in language.ANIMATE_NOUNS.values() for pair in topic]
+    things = [pair for topic in language.THING_NOUNS.values() for pair in topic]
+    verbs = language.INTRANSITIVE_VERBS[language.SHARED] + language.TRANSITIVE_VERBS[language.SHARED]
     rows = []
     for _ in range(n):
         subject, place = rng.choice(animate), rng.choice(things)
-        verb = grammar.COPULA if rng.random() < 0.5 else rng.choice(verbs)
+        verb = language.COPULA if rng.random() < 0.5 else rng.choice(verbs)
         number, place_number = rng.randrange(2), rng.randrange(2)
-        intro = f"there was a {rng.choice(animate)[0]} named {rng.choice(grammar.NAMES)} . the"
-        tail = f"{rng.choice(grammar.PREPOSITIONS)} the {place[place_number]}"
-        rows.append((f"{intro} {subject[number]} {tail}", f"{intro} {subject[1 - number]} {tail}",
-                     verb[number], verb[1 - number], number != place_number))
+        intro = f"there was a {rng.choice(animate)[0]} named {rng.choice(language.NAMES)} . the"
+        tail = f"{rng.choice(language.PREPOSITIONS)} the {place[place_number]}"
+        rows.append(
+            (
+                f"{intro} {subject[number]} {tail}",
+                f"{intro} {subject[1 - number]} {tail}",
+                verb[number],
+                verb[1 - number],
+                number != place_number,
+            )
+        )
 
     def answer_ids(right: str, other: str) -> tuple[int, int] | None:
         """The answers' first tokens, spelled after a space or else bare, where they differ."""
@@ -320,8 +382,10 @@ def agreement_prompts(model: HookedTransformer, n: int, seed: int) -> AgreementP
                 return a, b
         return None
 
-    encoded = [(model.to_tokens(clean)[0], model.to_tokens(corrupt)[0], answer_ids(right, other), attractor, clean)
-               for clean, corrupt, right, other, attractor in rows]
+    encoded = [
+        (model.to_tokens(clean)[0], model.to_tokens(corrupt)[0], answer_ids(right, other), attractor, clean)
+        for clean, corrupt, right, other, attractor in rows
+    ]
     encoded = [(c, k, *ids, a, t) for c, k, ids, a, t in encoded if ids is not None]
     if not encoded:
         raise ValueError("no agreement prompt has distinct answer tokens under this tokenizer")
@@ -332,13 +396,22 @@ def agreement_prompts(model: HookedTransformer, n: int, seed: int) -> AgreementP
     device = model.cfg.device
     clean = torch.stack(clean).to(device)
     corrupt = torch.stack([c if ok else s for c, s, ok in zip(corrupt, clean, paired)]).to(device)
-    return AgreementPrompts(clean, corrupt, torch.tensor(right, device=device), torch.tensor(other, device=device),
-                            torch.tensor(attractor), torch.tensor(paired), list(texts))
+    return AgreementPrompts(
+        clean,
+        corrupt,
+        torch.tensor(right, device=device),
+        torch.tensor(other, device=device),
+        torch.tensor(attractor),
+        torch.tensor(paired),
+        list(texts),
+    )
 
 
-def logit_diff_metric(correct: Int[Tensor, " prompt"], wrong: Int[Tensor, " prompt"]) -> Callable[[Float[Tensor, "prompt pos d_vocab"]], Float[Tensor, " prompt"]]:
+def logit_diff_metric(
+    correct: Int[Tensor, " prompt"], wrong: Int[Tensor, " prompt"]
+) -> Callable[[Float[Tensor, "prompt pos d_vocab"]], Float[Tensor, " prompt"]]:
     """A patching metric: ``logit[correct] - logit[wrong]`` at the last position the metric is
-    given, per prompt (chapter 'Residual stream')."""
+    given, per prompt."""
 
     def metric(logits: Float[Tensor, "prompt pos d_vocab"]) -> Float[Tensor, " prompt"]:
         last = logits[:, -1].float()

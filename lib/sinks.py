@@ -1,11 +1,9 @@
 """Attention sinks: inputs without repeats, norms per head and position, massive activations,
 interventions on the first token, and window attention with and without sink tokens.
 
-Introduced in chapter 'Attention sinks' (chapters/attention_sinks.py). The attention scores
-themselves (first-token mass, Gu et al.'s importance and ``Sink_1``) live in
-:mod:`lib.attention`; this module holds everything else the chapter measures. Every routine
-runs one forward pass over the whole batch and caches only the hook it reads, reducing it as the
-pass goes.
+Introduced in chapter 'Attention sinks' (chapters/attention_sinks.py). Every measurement is one
+:func:`lib.hooks.reduce_pass` over the whole batch, reducing the activation it reads (a pattern,
+the values, the head outputs, the residual stream) as the pass goes, with nothing cached.
 """
 
 from __future__ import annotations
@@ -16,25 +14,28 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from lib import grammar, residual
+from lib import language, residual
+from lib.hooks import every_layer, reduce_pass
 
 
 def text_stream(seed: int, batch: int, length: int) -> Int[Tensor, "batch length"]:
-    """Rows of the synthetic language (:mod:`lib.grammar`) that open with one ``<bos>`` and then
+    """Rows of the synthetic language (:mod:`lib.language`) that open with one ``<bos>`` and then
     run text after text with the ``<bos>`` separators between texts removed, so the first token
-    is the only special one (chapter 'Attention sinks')."""
-    corpus = grammar.sample_corpus(seed, batch, length + length // 2 + 8)
-    rows = [row[row != grammar.BOS_ID][: length - 1] for row in corpus.tokens]
+    is the only special one."""
+    corpus = language.sample_corpus(seed, batch, length + length // 2 + 8)
+    rows = [row[row != language.BOS_ID][: length - 1] for row in corpus.tokens]
     if min(len(row) for row in rows) < length - 1:
         raise ValueError(f"could not fill rows of {length} tokens from the corpus")
-    return torch.cat([torch.full((batch, 1), grammar.BOS_ID, dtype=torch.long), torch.stack(rows)], dim=1)
+    return torch.cat([torch.full((batch, 1), language.BOS_ID, dtype=torch.long), torch.stack(rows)], dim=1)
 
 
-def retokenize(model: HookedTransformer, rows: Int[Tensor, "batch n"], length: int) -> Int[Tensor, "batch length"]:
+def retokenize(
+    model: HookedTransformer, rows: Int[Tensor, "batch n"], length: int
+) -> Int[Tensor, "batch length"]:
     """Grammar rows (as from :func:`text_stream`) decoded to words and re-tokenized by
     ``model``'s own tokenizer with its BOS prepended, cut to ``length`` tokens: the same text for a
-    real model (chapter 'Attention sinks')."""
-    texts = [" ".join(grammar.VOCAB[t] for t in row.tolist() if t != grammar.BOS_ID) for row in rows]
+    real model."""
+    texts = [" ".join(language.VOCAB[t] for t in row.tolist() if t != language.BOS_ID) for row in rows]
     encoded = [model.to_tokens(text, prepend_bos=True)[0] for text in texts]
     if min(len(e) for e in encoded) < length:
         raise ValueError(f"the texts re-tokenize to fewer than {length} tokens; pass longer rows")
@@ -43,23 +44,68 @@ def retokenize(model: HookedTransformer, rows: Int[Tensor, "batch n"], length: i
 
 def replace_first(tokens: Int[Tensor, "batch pos"], token_id: int) -> Int[Tensor, "batch pos"]:
     """The rows with their first token replaced by ``token_id``: does the sink follow the
-    position or the token? (chapter 'Attention sinks')."""
+    position or the token?."""
     replaced = tokens.clone()
     replaced[:, 0] = token_id
     return replaced
 
 
-def value_norms(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "n_layers n_heads pos"]:
+def first_token_mass(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], queries: Bool[Tensor, "batch pos"]
+) -> Float[Tensor, "n_layers n_heads"]:
+    """Mean attention that the selected query positions pay to position 0, for every head: where
+    an induction head looks when there is nothing to induct. ``queries`` picks the (sequence,
+    position) pairs to average over."""
+    queries = queries.to(model.cfg.device).float()
+    mass = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+
+    def reduce(pattern: Float[Tensor, "batch head dest src"], hook) -> None:
+        first = pattern[..., 0].float()  # [batch, head, dest]
+        mass[hook.layer()] = einops.einsum(
+            first, queries, "batch head dest, batch dest -> head"
+        ) / queries.sum().clamp(min=1)
+
+    reduce_pass(model, tokens, [(every_layer(model, "pattern"), reduce)])
+    return mass
+
+
+def token_importance(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "n_layers n_heads pos"]:
+    """Gu et al.'s importance of every source position for every head: the mean attention it
+    receives from the queries at or after it, ``alpha_k = sum_{i >= k} A[i, k] / (T - k)``
+    (positions from 0), averaged over the batch."""
+    n = tokens.shape[1]
+    importance = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, n, device=model.cfg.device)
+    n_queries = torch.arange(n, 0, -1, device=model.cfg.device).float()  # T - k queries see source k
+
+    def reduce(pattern: Float[Tensor, "batch head dest src"], hook) -> None:
+        received = einops.reduce(pattern.float(), "batch head dest src -> head src", "sum") / pattern.shape[0]
+        importance[hook.layer()] = received / n_queries
+
+    reduce_pass(model, tokens, [(every_layer(model, "pattern"), reduce)])
+    return importance
+
+
+def sink_rate(
+    importance: Float[Tensor, "n_layers n_heads pos"], threshold: float = 0.3, position: int = 0
+) -> float:
+    """Gu et al.'s ``Sink_k``: the percentage of (layer, head) pairs whose importance of the
+    source ``position`` (``k - 1``) exceeds ``threshold``."""
+    return 100.0 * (importance[..., position] > threshold).float().mean().item()
+
+
+def value_norms(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "n_layers n_heads pos"]:
     """L2 norm of every head's value vector at every position, averaged over the batch, from one
-    forward pass reducing ``hook_v`` as it goes (chapter 'Attention sinks')."""
+    forward pass reducing ``hook_v`` as it goes."""
     norms = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, tokens.shape[1], device=model.cfg.device)
 
     def reduce(v: Float[Tensor, "batch pos head d_head"], hook) -> None:
         norms[hook.layer()] = einops.reduce(v.float().norm(dim=-1), "batch pos head -> head pos", "mean")
 
-    with torch.no_grad():
-        model.run_with_hooks(tokens.to(model.cfg.device), return_type=None,
-                             fwd_hooks=[(lambda name: name.endswith("attn.hook_v"), reduce)])
+    reduce_pass(model, tokens, [(every_layer(model, "v"), reduce)])
     return norms
 
 
@@ -67,18 +113,18 @@ def head_output_norms(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "n_layers n_heads pos"]:
     """L2 norm of what every head writes to the residual stream (``z W_O``, without the bias) at
-    every position, averaged over the batch: a dormant head writes little
-    (chapter 'Attention sinks')."""
+    every position, averaged over the batch: a dormant head writes little."""
     norms = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, tokens.shape[1], device=model.cfg.device)
 
     def reduce(z: Float[Tensor, "batch pos head d_head"], hook) -> None:
-        out = einops.einsum(z.float(), model.W_O[hook.layer()].float(),
-                            "batch pos head d_head, head d_head d_model -> batch pos head d_model")
+        out = einops.einsum(
+            z.float(),
+            model.W_O[hook.layer()].float(),
+            "batch pos head d_head, head d_head d_model -> batch pos head d_model",
+        )
         norms[hook.layer()] = einops.reduce(out.norm(dim=-1), "batch pos head -> head pos", "mean")
 
-    with torch.no_grad():
-        model.run_with_hooks(tokens.to(model.cfg.device), return_type=None,
-                             fwd_hooks=[(lambda name: name.endswith("attn.hook_z"), reduce)])
+    reduce_pass(model, tokens, [(every_layer(model, "z"), reduce)])
     return norms
 
 
@@ -88,19 +134,20 @@ def head_output_spread(
     """How much of what every head writes depends on the context: over the selected query
     positions, the mean distance of the head's output ``z W_O`` from its mean output, over the mean
     output norm. A head parked on the first token writes that token's value, the same in every
-    context, so its spread is small (chapter 'Attention sinks')."""
+    context, so its spread is small."""
     queries = queries.to(model.cfg.device)
     spread = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
 
     def reduce(z: Float[Tensor, "batch pos head d_head"], hook) -> None:
-        out = einops.einsum(z.float()[queries], model.W_O[hook.layer()].float(),
-                            "query head d_head, head d_head d_model -> query head d_model")
+        out = einops.einsum(
+            z.float()[queries],
+            model.W_O[hook.layer()].float(),
+            "query head d_head, head d_head d_model -> query head d_model",
+        )
         deviation = (out - out.mean(0)).norm(dim=-1).mean(0)
         spread[hook.layer()] = deviation / out.norm(dim=-1).mean(0)
 
-    with torch.no_grad():
-        model.run_with_hooks(tokens.to(model.cfg.device), return_type=None,
-                             fwd_hooks=[(lambda name: name.endswith("attn.hook_z"), reduce)])
+    reduce_pass(model, tokens, [(every_layer(model, "z"), reduce)])
     return spread
 
 
@@ -110,31 +157,36 @@ def massive_activations(
     """The largest activations of the residual stream (Sun et al. 2024's massive activations), at
     each point of :func:`lib.residual.residual_names`: the ``top`` largest magnitudes over the whole batch
     (``value``, ``[n_points, top]``) with the ``position`` and ``dim`` where each sits, and the
-    median magnitude (``median``, ``[n_points]``) to compare them with
-    (chapter 'Attention sinks')."""
+    median magnitude (``median``, ``[n_points]``) to compare them with."""
     names = residual.residual_names(model)
     n, d = len(names), model.cfg.d_model
-    out = {key: torch.zeros(n, top, dtype=dtype, device=model.cfg.device)
-           for key, dtype in (("value", torch.float), ("position", torch.long), ("dim", torch.long))}
+    out = {
+        key: torch.zeros(n, top, dtype=dtype, device=model.cfg.device)
+        for key, dtype in (("value", torch.float), ("position", torch.long), ("dim", torch.long))
+    }
     out["median"] = torch.zeros(n, device=model.cfg.device)
 
     def reduce(resid: Float[Tensor, "batch pos d_model"], hook) -> None:
         point = names.index(hook.name)
         magnitude = resid.float().abs()
         value, flat = magnitude.flatten().topk(top)
-        out["value"][point], out["position"][point], out["dim"][point] = value, (flat // d) % resid.shape[1], flat % d
+        out["value"][point], out["position"][point], out["dim"][point] = (
+            value,
+            (flat // d) % resid.shape[1],
+            flat % d,
+        )
         out["median"][point] = magnitude.median()
 
-    with torch.no_grad():
-        model.run_with_hooks(tokens.to(model.cfg.device), return_type=None,
-                             fwd_hooks=[(lambda name: name in names, reduce)])
+    reduce_pass(model, tokens, [(names.__contains__, reduce)])
     return out
 
 
-def window_mask(n: int, window: int, n_sink: int, device: torch.device | str = "cpu") -> Bool[Tensor, "dest src"]:
+def window_mask(
+    n: int, window: int, n_sink: int, device: torch.device | str = "cpu"
+) -> Bool[Tensor, "dest src"]:
     """Which keys each query sees under window attention: the last ``window`` positions up to and
     including itself, plus the first ``n_sink`` positions (StreamingLLM's attention sinks; 0 for
-    plain window attention) (chapter 'Attention sinks')."""
+    plain window attention)."""
     dest = torch.arange(n, device=device)[:, None]
     src = torch.arange(n, device=device)[None, :]
     return (src <= dest) & ((src > dest - window) | (src < n_sink))
@@ -142,7 +194,7 @@ def window_mask(n: int, window: int, n_sink: int, device: torch.device | str = "
 
 def window_hooks(window: int, n_sink: int) -> list[tuple]:
     """Forward hooks that restrict every layer's attention to :func:`window_mask`, by setting the
-    scores of hidden keys to ``-inf`` at ``hook_attn_scores`` (chapter 'Attention sinks')."""
+    scores of hidden keys to ``-inf`` at ``hook_attn_scores``."""
 
     def mask(scores: Float[Tensor, "batch head dest src"], hook) -> Float[Tensor, "batch head dest src"]:
         visible = window_mask(scores.shape[-1], window, n_sink, scores.device)
@@ -161,7 +213,7 @@ def next_token_loss(
     """Cross-entropy of each next token, averaged over the batch, per predicting position; with
     ``window`` set, under window attention keeping the first ``n_sink`` tokens visible. Rows go
     through the model ``chunk`` at a time, so the logits of long inputs over a large vocabulary
-    fit in memory (chapter 'Attention sinks')."""
+    fit in memory."""
     hooks = window_hooks(window, n_sink) if window is not None else []
     tokens = tokens.to(model.cfg.device)
     total = torch.zeros(tokens.shape[1] - 1, device=model.cfg.device)

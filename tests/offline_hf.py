@@ -31,14 +31,29 @@ def offline_gpt2(tmp_path_factory):
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     text = ["the cat sat on the mat and the dog ran to the park"] * 20
-    core.train_from_iterator(text, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = GPT2TokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                            unk_token="<|endoftext|>")
+    core.train_from_iterator(
+        text,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tok = GPT2TokenizerFast(
+        tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
     tok.save_pretrained(snapshot)
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=N_LAYERS, n_head=N_HEADS, n_embd=64, n_positions=N_CTX, n_ctx=N_CTX, vocab_size=len(tok),
-                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    config = GPT2Config(
+        n_layer=N_LAYERS,
+        n_head=N_HEADS,
+        n_embd=64,
+        n_positions=N_CTX,
+        n_ctx=N_CTX,
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     GPT2LMHeadModel(config).save_pretrained(snapshot)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(home))

@@ -6,17 +6,26 @@ with bad parameters."""
 import nbformat
 import pytest
 import torch
+from offline_hf import glued
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from offline_hf import glued
-from lib import attention, book, grammar, residual, sinks
+from lib import book, language, residual, sinks
 
 
 @pytest.fixture(scope="module")
 def model() -> HookedTransformer:
     torch.manual_seed(0)
-    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=40, d_vocab=20,
-                                  act_fn="gelu_new", normalization_type="LN")
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=40,
+        d_vocab=20,
+        act_fn="gelu_new",
+        normalization_type="LN",
+    )
     return HookedTransformer(cfg).eval()
 
 
@@ -32,27 +41,35 @@ def cache(model, tokens):
 
 def test_first_token_mass_matches_loop(model, tokens, cache):
     queries = torch.rand(tokens.shape, generator=torch.Generator().manual_seed(2)) > 0.5
-    fast = attention.first_token_mass(model, tokens, queries)
+    fast = sinks.first_token_mass(model, tokens, queries)
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
-            masses = [cache["pattern", layer][b, head, q, 0].item()
-                      for b in range(tokens.shape[0]) for q in range(tokens.shape[1]) if queries[b, q]]
+            masses = [
+                cache["pattern", layer][b, head, q, 0].item()
+                for b in range(tokens.shape[0])
+                for q in range(tokens.shape[1])
+                if queries[b, q]
+            ]
             assert fast[layer, head].item() == pytest.approx(sum(masses) / len(masses), abs=1e-5)
 
 
 def test_token_importance_and_sink_rate_match_loop(model, tokens, cache):
-    fast = attention.token_importance(model, tokens)
+    fast = sinks.token_importance(model, tokens)
     n = tokens.shape[1]
     expected = torch.zeros_like(fast)
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
             for k in range(n):
-                received = [cache["pattern", layer][b, head, i, k].item() for b in range(tokens.shape[0]) for i in range(k, n)]
+                received = [
+                    cache["pattern", layer][b, head, i, k].item()
+                    for b in range(tokens.shape[0])
+                    for i in range(k, n)
+                ]
                 expected[layer, head, k] = sum(received) / len(received)
     torch.testing.assert_close(fast, expected, atol=1e-5, rtol=0)
     for threshold in (0.05, 0.1, 0.3):
         count = sum(expected[l, h, 0].item() > threshold for l in range(2) for h in range(4))
-        assert attention.sink_rate(fast, threshold) == pytest.approx(100 * count / 8)
+        assert sinks.sink_rate(fast, threshold) == pytest.approx(100 * count / 8)
 
 
 def test_value_and_output_norms_match_loop(model, tokens, cache):
@@ -61,7 +78,10 @@ def test_value_and_output_norms_match_loop(model, tokens, cache):
         for head in range(model.cfg.n_heads):
             for pos in range(tokens.shape[1]):
                 v = [cache["v", layer][b, pos, head].norm().item() for b in range(tokens.shape[0])]
-                out = [(cache["z", layer][b, pos, head] @ model.W_O[layer, head]).norm().item() for b in range(tokens.shape[0])]
+                out = [
+                    (cache["z", layer][b, pos, head] @ model.W_O[layer, head]).norm().item()
+                    for b in range(tokens.shape[0])
+                ]
                 assert values[layer, head, pos].item() == pytest.approx(sum(v) / len(v), abs=1e-5)
                 assert outputs[layer, head, pos].item() == pytest.approx(sum(out) / len(out), abs=1e-5)
 
@@ -84,12 +104,21 @@ def test_massive_activations_match_loop(model, tokens, cache):
     massive = sinks.massive_activations(model, tokens, top=4)
     for point, name in enumerate(names):
         resid = cache[name]
-        entries = sorted(((abs(resid[b, p, d].item()), p, d) for b in range(resid.shape[0])
-                          for p in range(resid.shape[1]) for d in range(resid.shape[2])), reverse=True)
+        entries = sorted(
+            (
+                (abs(resid[b, p, d].item()), p, d)
+                for b in range(resid.shape[0])
+                for p in range(resid.shape[1])
+                for d in range(resid.shape[2])
+            ),
+            reverse=True,
+        )
         for rank, (value, pos, dim) in enumerate(entries[:4]):
             assert massive["value"][point, rank].item() == pytest.approx(value, abs=1e-5)
             assert (massive["position"][point, rank].item(), massive["dim"][point, rank].item()) == (pos, dim)
-        assert massive["median"][point].item() == pytest.approx(resid.abs().flatten().median().item(), abs=1e-6)
+        assert massive["median"][point].item() == pytest.approx(
+            resid.abs().flatten().median().item(), abs=1e-6
+        )
 
 
 def test_window_mask_matches_definition():
@@ -104,8 +133,17 @@ def test_window_attention_matches_truncated_runs(window, n_sink):
     """With one layer and no positional information, window attention at query ``i`` is exactly
     the model run on the visible tokens alone: the first ``n_sink`` then the last ``window``."""
     torch.manual_seed(3)
-    cfg = HookedTransformerConfig(n_layers=1, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=40, d_vocab=20,
-                                  act_fn="gelu_new", normalization_type="LN")
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=40,
+        d_vocab=20,
+        act_fn="gelu_new",
+        normalization_type="LN",
+    )
     model = HookedTransformer(cfg).eval()
     model.W_pos.data.zero_()
     tokens = torch.randint(0, 20, (2, 16), generator=torch.Generator().manual_seed(4))
@@ -119,8 +157,11 @@ def test_window_attention_matches_truncated_runs(window, n_sink):
 
 def test_window_attention_hides_the_masked_keys(model, tokens):
     patterns = {}
-    model.run_with_hooks(tokens, fwd_hooks=sinks.window_hooks(5, 2) + [
-        (lambda name: name.endswith("hook_pattern"), lambda p, hook: patterns.update({hook.layer(): p}))])
+    model.run_with_hooks(
+        tokens,
+        fwd_hooks=sinks.window_hooks(5, 2)
+        + [(lambda name: name.endswith("hook_pattern"), lambda p, hook: patterns.update({hook.layer(): p}))],
+    )
     hidden = ~sinks.window_mask(tokens.shape[1], 5, 2)
     for pattern in patterns.values():
         assert pattern[..., hidden].abs().max() == 0
@@ -133,15 +174,32 @@ def test_window_attention_hides_the_masked_keys(model, tokens):
 
 def test_text_stream_and_first_token_edit():
     stream = sinks.text_stream(0, 3, 100)
-    assert stream.shape == (3, 100) and (stream[:, 0] == grammar.BOS_ID).all() and (stream[:, 1:] != grammar.BOS_ID).all()
+    assert (
+        stream.shape == (3, 100)
+        and (stream[:, 0] == language.BOS_ID).all()
+        and (stream[:, 1:] != language.BOS_ID).all()
+    )
     replaced = sinks.replace_first(stream, 7)
-    assert (replaced[:, 0] == 7).all() and torch.equal(replaced[:, 1:], stream[:, 1:]) and (stream[:, 0] == grammar.BOS_ID).all()
+    assert (
+        (replaced[:, 0] == 7).all()
+        and torch.equal(replaced[:, 1:], stream[:, 1:])
+        and (stream[:, 0] == language.BOS_ID).all()
+    )
 
 
 def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
-    out = book.execute("attention_sinks", tmp_path / "gpt2.ipynb",
-                       {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "SEQ_LEN": 10, "BATCH": 3, "PLAIN_LEN": 32,
-                        "WINDOW": 8})
+    out = book.execute(
+        "attention_sinks",
+        tmp_path / "gpt2.ipynb",
+        {
+            "MODEL_NAME": "gpt2-small",
+            "DEVICE": "cpu",
+            "SEQ_LEN": 10,
+            "BATCH": 3,
+            "PLAIN_LEN": 32,
+            "WINDOW": 8,
+        },
+    )
     values = glued(nbformat.read(out, as_version=4))
     for name in ("induction_first_attn_repeated", "induction_first_attn_plain"):
         assert 0 <= values[name] <= 1

@@ -10,7 +10,9 @@ SLUGS = book.toc_chapters()
 
 
 def code_and_markdown(nb):
-    return [(c.cell_type, c.source) for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    return [
+        (c.cell_type, c.source) for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])
+    ]
 
 
 def test_toc_lists_every_chapter_source():
@@ -23,11 +25,14 @@ def test_book_notebook_is_in_sync_with_its_source(slug):
     written by papermill without error: stale or hand-edited notebooks fail."""
     executed = nbformat.read(book.BOOK_DIR / f"{slug}.ipynb", as_version=4)
     assert code_and_markdown(executed) == code_and_markdown(jupytext.read(book.source(slug))), (
-        f"book/{slug}.ipynb is stale: regenerate it with `make book`")
+        f"book/{slug}.ipynb is stale: regenerate it with `make book`"
+    )
     meta = executed.metadata["papermill"]
     assert meta["input_path"] == f"chapters/{slug}.py" and meta["exception"] is None
     assert all("start_time" not in c.metadata.get("papermill", {}) for c in executed.cells)
-    assert all(c.execution_count is not None for c in executed.cells if c.cell_type == "code"), "unexecuted cells"
+    assert all(c.execution_count is not None for c in executed.cells if c.cell_type == "code"), (
+        "unexecuted cells"
+    )
 
 
 def test_parameters_have_types_defaults_and_help():
@@ -38,7 +43,13 @@ def test_parameters_have_types_defaults_and_help():
 
 
 def test_parse_value_and_tag():
-    assert [book.parse_value(v) for v in ("3", "0.5", "True", "None", "gpt2-small")] == [3, 0.5, True, None, "gpt2-small"]
+    assert [book.parse_value(v) for v in ("3", "0.5", "True", "None", "gpt2-small")] == [
+        3,
+        0.5,
+        True,
+        None,
+        "gpt2-small",
+    ]
     assert book.tag({"MODEL_NAME": "gpt2-small", "DEVICE": "cuda"}) == "gpt2-small-cuda"
     assert book.tag({}) == "defaults"
 

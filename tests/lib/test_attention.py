@@ -11,8 +11,17 @@ from lib import attention, data
 @pytest.fixture(scope="module")
 def model() -> HookedTransformer:
     torch.manual_seed(0)
-    cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_heads=4, d_head=8, n_ctx=40, d_vocab=20,
-                                  attn_only=True, normalization_type="LN", act_fn=None)
+    cfg = HookedTransformerConfig(
+        n_layers=3,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        n_ctx=40,
+        d_vocab=20,
+        attn_only=True,
+        normalization_type="LN",
+        act_fn=None,
+    )
     return HookedTransformer(cfg).eval()
 
 
@@ -44,14 +53,20 @@ def test_head_scores_match_per_head_loop(model):
                         if srcs:
                             masses.append(sum(pattern[b, dest, s].item() for s in srcs))
                 expected = sum(masses) / len(masses)
-                assert fast[kind][layer, head].item() == pytest.approx(expected, abs=1e-5), (kind, layer, head)
+                assert fast[kind][layer, head].item() == pytest.approx(expected, abs=1e-5), (
+                    kind,
+                    layer,
+                    head,
+                )
 
 
 def test_induction_score_is_offset_diagonal_on_repeated_tokens(model):
     """On BOS + twice seq_len distinct tokens, the score is the source post's detector: the mean
     of the 1 - seq_len offset diagonal over the second half."""
     seq_len = 9
-    half = torch.stack([torch.randperm(18, generator=torch.Generator().manual_seed(s))[:seq_len] for s in range(4)])
+    half = torch.stack(
+        [torch.randperm(18, generator=torch.Generator().manual_seed(s))[:seq_len] for s in range(4)]
+    )
     tokens = torch.cat([torch.full((4, 1), 19), half, half], dim=1)
     scores = attention.head_scores(model, tokens, ("induction", "duplicate"))
     _, cache = model.run_with_cache(tokens)

@@ -5,18 +5,31 @@ one hooked forward pass per ablation; and the chapter on the offline tiny GPT-2.
 import nbformat
 import pytest
 import torch
+from offline_hf import glued
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from offline_hf import glued
-from lib import book, grammar, models, residual
+from lib import book, language, residual
 
 NORMS = ["LN", "LNPre", "RMS", None]
 
 
-def random_model(norm: str | None = "LN", use_attn_result: bool = False, d_vocab: int = 30, **kw) -> HookedTransformer:
+def random_model(
+    norm: str | None = "LN", use_attn_result: bool = False, d_vocab: int = 30, **kw
+) -> HookedTransformer:
     torch.manual_seed(0)
-    cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=24, d_vocab=d_vocab,
-                                  act_fn="gelu_new", normalization_type=norm, use_attn_result=use_attn_result, **kw)
+    cfg = HookedTransformerConfig(
+        n_layers=3,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=24,
+        d_vocab=d_vocab,
+        act_fn="gelu_new",
+        normalization_type=norm,
+        use_attn_result=use_attn_result,
+        **kw,
+    )
     model = HookedTransformer(cfg).eval()
     with torch.no_grad():  # non-zero biases and LayerNorm weights, so every term is exercised
         for p in model.parameters():
@@ -33,7 +46,10 @@ def test_decompose_matches_tl_head_results_and_sums_to_resid(tokens):
     model = random_model(use_attn_result=True)
     stack, labels = residual.decompose(model, tokens)
     _, cache = model.run_with_cache(tokens)
-    expected = {"embed": cache["hook_embed"], "pos_embed": cache["hook_pos_embed"].expand_as(cache["hook_embed"])}
+    expected = {
+        "embed": cache["hook_embed"],
+        "pos_embed": cache["hook_pos_embed"].expand_as(cache["hook_embed"]),
+    }
     for layer in range(3):
         for head in range(4):
             expected[f"L{layer}H{head}"] = cache["result", layer][:, :, head]
@@ -49,7 +65,9 @@ def test_decompose_matches_tl_head_results_and_sums_to_resid(tokens):
 
 def test_decompose_order_is_the_order_of_addition(tokens):
     _, labels = residual.decompose(random_model(), tokens)
-    per_layer = [[f"L{layer}H{head}" for head in range(4)] + [f"L{layer} b_O", f"MLP{layer}"] for layer in range(3)]
+    per_layer = [
+        [f"L{layer}H{head}" for head in range(4)] + [f"L{layer} b_O", f"MLP{layer}"] for layer in range(3)
+    ]
     assert labels == ["embed", "pos_embed"] + [label for layer in per_layer for label in layer]
 
 
@@ -88,7 +106,9 @@ def test_logit_lens_matches_per_layer_loop(tokens, norm):
                 kl = (final[b, p].exp() * (final[b, p] - logprobs)).sum()
                 assert lens.kl_to_final[i, b, p].item() == pytest.approx(kl.item(), abs=1e-5)
                 if p + 1 < tokens.shape[1]:
-                    assert lens.logprob_next[i, b, p].item() == pytest.approx(logprobs[tokens[b, p + 1]].item(), abs=1e-5)
+                    assert lens.logprob_next[i, b, p].item() == pytest.approx(
+                        logprobs[tokens[b, p + 1]].item(), abs=1e-5
+                    )
     assert (lens.top1[-1] == final.argmax(-1)).all() and lens.kl_to_final[-1].abs().max() < 1e-5
 
 
@@ -130,14 +150,22 @@ def test_dla_matches_per_component_loop_and_sums_to_the_logit_difference(tokens,
         torch.testing.assert_close(attr.mlps[layer], by_label[f"MLP{layer}"], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(attr.attn_bias[layer], by_label[f"L{layer} b_O"], atol=1e-5, rtol=1e-4)
         for head in range(4):
-            torch.testing.assert_close(attr.heads[layer, head], by_label[f"L{layer}H{head}"], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                attr.heads[layer, head], by_label[f"L{layer}H{head}"], atol=1e-5, rtol=1e-4
+            )
     logits = model(tokens)
     torch.testing.assert_close(attr.total, logits[b, p, correct] - logits[b, p, wrong])
     if not center:
         torch.testing.assert_close(attr.summed(), attr.total, atol=1e-4, rtol=1e-4)
     rows, row_labels = attr.stacked()
-    assert row_labels == ["embed", "pos_embed"] + [f"L{l}H{h}" for l in range(3) for h in range(4)] + ["MLP0", "MLP1", "MLP2"]
-    torch.testing.assert_close(rows, torch.stack([by_label[label] for label in row_labels]), atol=1e-5, rtol=1e-4)
+    assert row_labels == ["embed", "pos_embed"] + [f"L{l}H{h}" for l in range(3) for h in range(4)] + [
+        "MLP0",
+        "MLP1",
+        "MLP2",
+    ]
+    torch.testing.assert_close(
+        rows, torch.stack([by_label[label] for label in row_labels]), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_dla_heads_match_tl_apply_ln_to_stack(tokens):
@@ -166,14 +194,17 @@ def test_mean_ablation_matches_one_hooked_run_per_component(tokens):
     clean = metric(model(tokens)).mean()
     for layer in range(3):
         for head in range(4):
+
             def ablate_head(z, hook, head=head):
                 z[:, :, head] = cache[hook.name][:, :, head].mean((0, 1))
                 return z
+
             out = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", ablate_head)])
             assert heads[layer, head].item() == pytest.approx((metric(out).mean() - clean).item(), abs=1e-5)
 
         def ablate_mlp(act, hook):
             return cache[hook.name].mean((0, 1)).expand_as(act)
+
         out = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.hook_mlp_out", ablate_mlp)])
         assert mlps[layer].item() == pytest.approx((metric(out).mean() - clean).item(), abs=1e-5)
 
@@ -192,10 +223,19 @@ def test_residual_norms_match_loop(tokens):
 
 @pytest.fixture(scope="module")
 def language_model(tmp_path_factory) -> HookedTransformer:
-    tok = grammar.tokenizer(tmp_path_factory.mktemp("tok"))
+    tok = language.tokenizer(tmp_path_factory.mktemp("tok"))
     torch.manual_seed(0)
-    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64,
-                                  d_vocab=len(grammar.VOCAB), act_fn="gelu_new", normalization_type="LN")
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=64,
+        d_vocab=len(language.VOCAB),
+        act_fn="gelu_new",
+        normalization_type="LN",
+    )
     return HookedTransformer(cfg, tokenizer=tok).eval()
 
 
@@ -205,34 +245,58 @@ def test_agreement_prompts_are_grammatical_minimal_pairs(language_model):
     differ = prompts.clean != prompts.corrupt
     assert (differ.sum(1) == 1).all()  # only the subject noun changes ...
     changed = prompts.clean[differ]
-    assert (grammar.OTHER_NUMBER[changed] == prompts.corrupt[differ]).all()  # ... to its other number
-    assert (grammar.OTHER_NUMBER[prompts.correct] == prompts.wrong).all() and (prompts.correct != prompts.wrong).all()
+    assert (language.OTHER_NUMBER[changed] == prompts.corrupt[differ]).all()  # ... to its other number
+    assert (language.OTHER_NUMBER[prompts.correct] == prompts.wrong).all() and (
+        prompts.correct != prompts.wrong
+    ).all()
     rows = torch.arange(20)
-    for prompt, right, other in ((prompts.clean, prompts.correct, prompts.wrong), (prompts.corrupt, prompts.wrong, prompts.correct)):
+    for prompt, right, other in (
+        (prompts.clean, prompts.correct, prompts.wrong),
+        (prompts.corrupt, prompts.wrong, prompts.correct),
+    ):
         # the generator's distribution after the whole prompt (the answer appended is only scored)
-        probs = grammar.true_next_token_probs(torch.cat([prompt, right[:, None]], 1))[:, -1]
+        probs = language.true_next_token_probs(torch.cat([prompt, right[:, None]], 1))[:, -1]
         assert (probs[rows, right] > 0).all() and (probs[rows, other] == 0).all()
     # attractor: the prepositional phrase's noun (the last word) has the other number than the subject
-    singular = {sg for lex in (grammar.ANIMATE_NOUNS, grammar.THING_NOUNS) for pairs in lex.values() for sg, _ in pairs}
+    singular = {
+        sg
+        for lex in (language.ANIMATE_NOUNS, language.THING_NOUNS)
+        for pairs in lex.values()
+        for sg, _ in pairs
+    }
     for text, attractor in zip(prompts.texts, prompts.attractor.tolist()):
         words = text.split()  # there was a NOUN named NAME . the SUBJECT PREP the PLACE
         assert attractor == ((words[8] in singular) != (words[-1] in singular)), text
 
 
 def test_language_tokens_and_metric(language_model):
-    corpus = grammar.sample_corpus(0, 2, 40)
-    assert models.speaks_language(language_model)
+    corpus = language.sample_corpus(0, 2, 40)
+    assert language.speaks_language(language_model)
     assert torch.equal(residual.language_tokens(language_model, corpus), corpus.tokens)
     logits = torch.randn(3, 5, 7)
     metric = residual.logit_diff_metric(torch.tensor([1, 2, 3]), torch.tensor([0, 0, 6]))
-    torch.testing.assert_close(metric(logits), torch.stack([logits[i, -1, c] - logits[i, -1, w]
-                                                            for i, (c, w) in enumerate([(1, 0), (2, 0), (3, 6)])]))
+    torch.testing.assert_close(
+        metric(logits),
+        torch.stack(
+            [logits[i, -1, c] - logits[i, -1, w] for i, (c, w) in enumerate([(1, 0), (2, 0), (3, 6)])]
+        ),
+    )
 
 
 def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
-    out = book.execute("residual_stream", tmp_path / "gpt2.ipynb",
-                       {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "BATCH": 3, "N_CTX": 32, "N_PROMPTS": 60,
-                        "SEQ_LEN": 8, "REP_BATCH": 2})
+    out = book.execute(
+        "residual_stream",
+        tmp_path / "gpt2.ipynb",
+        {
+            "MODEL_NAME": "gpt2-small",
+            "DEVICE": "cpu",
+            "BATCH": 3,
+            "N_CTX": 32,
+            "N_PROMPTS": 60,
+            "SEQ_LEN": 8,
+            "REP_BATCH": 2,
+        },
+    )
     values = glued(nbformat.read(out, as_version=4))
     assert values["decomp_max_rel_err"] <= 1e-4 and values["dla_sum_rel_err"] <= 1e-3
     lens = values["lens_agreement_by_layer"]
@@ -240,7 +304,9 @@ def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
     assert 0 < values["heldout_loss"] < 20 and "true_entropy" not in values and "name_copy_mass" not in values
     assert values["mlp_patch_max_loss_increase"] > -20 and len(values["mlp_patch_by_layer"]) == 2
     assert values["pos0_norm_ratio"] > 0 and values["n_prompts"] >= 1
-    assert values["n_pairs"] == 0 or -1 <= values["attrib_corr"] <= 1  # the tiny tokenizer spells words letter by letter
+    assert (
+        values["n_pairs"] == 0 or -1 <= values["attrib_corr"] <= 1
+    )  # the tiny tokenizer spells words letter by letter
 
 
 @pytest.mark.parametrize(

@@ -7,23 +7,32 @@ import subprocess
 import sys
 
 import nbformat
-
 from offline_hf import N_CTX, N_HEADS, N_LAYERS, glued
+
 from lib import book
 
 
 def test_load_model_reads_the_local_cache(offline_gpt2):
     """In a fresh process, since huggingface_hub reads HF_HOME and HF_HUB_OFFLINE on import."""
-    script = ("from lib.models import load_model, model_config; m = load_model('gpt2-small', 'cpu'); "
-              "print(m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_ctx, m.cfg.d_vocab, model_config('gpt2-small').n_ctx)")
-    done = subprocess.run([sys.executable, "-c", script], cwd=book.ROOT, capture_output=True, text=True, timeout=300)
+    script = (
+        "from lib.models import load_model, model_config; m = load_model('gpt2-small', 'cpu'); "
+        "print(m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_ctx, m.cfg.d_vocab, model_config('gpt2-small').n_ctx)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=book.ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines()[-1].split() == [str(v) for v in (N_LAYERS, N_HEADS, N_CTX, offline_gpt2, N_CTX)]
+    assert done.stdout.splitlines()[-1].split() == [
+        str(v) for v in (N_LAYERS, N_HEADS, N_CTX, offline_gpt2, N_CTX)
+    ]
 
 
 def test_induction_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
-    out = book.execute("induction_heads", tmp_path / "gpt2.ipynb",
-                       {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "SEQ_LEN": 10, "BATCH": 3})
+    out = book.execute(
+        "induction_heads",
+        tmp_path / "gpt2.ipynb",
+        {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "SEQ_LEN": 10, "BATCH": 3},
+    )
     values = glued(nbformat.read(out, as_version=4))
     for half in ("first", "second"):
         assert -20 < values[f"rep_logprob_{half}"] < 0

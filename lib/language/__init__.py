@@ -1,0 +1,195 @@
+"""The synthetic language of the language organism: a probabilistic grammar with known latents.
+
+Introduced in chapter 'Residual stream' (chapters/residual_stream.py); the chapters on
+attention sinks, refusal, task vectors, sparse autoencoders and RL build on the organism trained
+on it.
+
+A text is a few sentences of word tokens (every word is one token) generated left to right by a
+probabilistic program:
+
+- **topic**: each text has one of :data:`TOPICS`, drawn uniformly, which weights the choice of
+  nouns, verbs and adjectives (a topic's own words are most likely; the shared words and the
+  other topics' words keep some mass, so the topic is a soft latent that the tokens reveal
+  gradually);
+- **entities**: the text opens with ``there was a <noun> named <NAME> .`` and may introduce up to
+  two more characters (``there was also a ...``), each named from a pool of :data:`NAMES`; later
+  sentences refer to them by name, as subjects (``tom and mia run``) and objects (never the
+  clause's own subject), so recurring names are predictable only by copying from context;
+- **agreement**: the subject's number (a name, ``NAME and NAME``, or ``DET ADJ* NOUN`` with an
+  optional prepositional phrase whose noun may have the other number, an *attractor*) fixes the
+  form of the verb or copula that follows it, up to several tokens later
+  (``the dog near the old trees runs``; ``the dogs near the old tree run``);
+- **punctuation** ``.`` and ``,`` (after sentence openers like ``then ,`` and between coordinated
+  clauses) are tokens;
+- after at least :data:`MIN_SENTENCES` sentences the text may end: the program then emits
+  ``<bos>``, which starts the next text when texts are packed into rows.
+
+The grammar is unambiguous left to right: every token determines which branch of the program
+produced it, so the program's state after a prefix is a function of the prefix and the topic.
+That makes the exact next-token distribution computable (:func:`true_next_token_logprobs`,
+:func:`true_next_token_probs`). The vocabulary (:data:`VOCAB`) also reserves the tokens of
+formats that later organisms are fine-tuned on: a chat format with harmless and harmful requests
+and a refusal, few-shot word-pair tasks, and a sorting task.
+
+One concept per module, every public name re-exported here (``from lib import language``, then
+``language.VOCAB``, ``language.sample_corpus``, ...):
+
+- :mod:`lib.language.lexicon`: the word lists, :data:`VOCAB` and the token ids, per-id tables;
+- :mod:`lib.language.latents`: the latents' names and the meaning of their values;
+- :mod:`lib.language.program`: the generative program and the probabilities of its choices;
+- :mod:`lib.language.corpus`: sampled rows with their latents, and the training stream;
+- :mod:`lib.language.exact`: the exact next-token distribution;
+- :mod:`lib.language.evaluation`: agreement sites and a model's metrics on held-out rows;
+- :mod:`lib.language.formats`: the reserved chat, few-shot and sorting formats;
+- :mod:`lib.language.tokenization`: the language's tokenizer, and whether a model speaks it.
+"""
+
+from lib.language.corpus import Corpus, batches, sample_corpus
+from lib.language.evaluation import EVAL_BATCH, EVAL_SEED, agreement_sites, evaluate
+from lib.language.exact import true_next_token_logprobs, true_next_token_probs
+from lib.language.formats import (
+    HARMFUL_TASKS,
+    HARMLESS_TASKS,
+    ICL_TASKS,
+    REFUSAL,
+    REQUEST_TEMPLATES,
+    IclTask,
+    chat,
+    few_shot_prompt,
+    requests,
+    sort_prompt,
+)
+from lib.language.latents import LATENTS, MENTIONS, NUMBERS, ROLES, LatentName, Mention, Number, Role
+from lib.language.lexicon import (
+    ADJECTIVES,
+    ANIMATE_NOUNS,
+    ANTONYMS,
+    BOS_ID,
+    CHAT_WORDS,
+    CONJUNCTIONS,
+    COPULA,
+    DETERMINERS,
+    FUNCTION_WORDS,
+    ID,
+    INTRANSITIVE_VERBS,
+    LETTERS,
+    NAMES,
+    OPENERS,
+    OTHER_NUMBER,
+    PREPOSITIONS,
+    PUNCTUATION,
+    SHARED,
+    SPECIALS,
+    TASK_WORDS,
+    THING_NOUNS,
+    TOPICS,
+    TRANSITIVE_VERBS,
+    VOCAB,
+    WORD_CLASS_OF,
+    WORD_CLASSES,
+    WORD_IDS,
+    Topic,
+    WordClass,
+)
+from lib.language.program import (
+    KIND_BOOST,
+    MAX_SENTENCES,
+    MIN_SENTENCES,
+    P_ADJECTIVE,
+    P_AND,
+    P_COORDINATE,
+    P_END,
+    P_INTRO,
+    P_NAME_SUBJECT,
+    P_OBJECT_NAME,
+    P_OPENER,
+    P_PLACE,
+    P_PREDICATE,
+    P_SINGULAR,
+    P_SUBJECT_PP,
+    TOPIC_SHARE,
+)
+from lib.language.tokenization import speaks_language, tokenizer
+
+__all__ = [
+    # lexicon
+    "Topic",
+    "TOPICS",
+    "SHARED",
+    "ANIMATE_NOUNS",
+    "THING_NOUNS",
+    "INTRANSITIVE_VERBS",
+    "TRANSITIVE_VERBS",
+    "COPULA",
+    "ANTONYMS",
+    "ADJECTIVES",
+    "NAMES",
+    "DETERMINERS",
+    "PREPOSITIONS",
+    "OPENERS",
+    "CONJUNCTIONS",
+    "FUNCTION_WORDS",
+    "SPECIALS",
+    "PUNCTUATION",
+    "CHAT_WORDS",
+    "TASK_WORDS",
+    "LETTERS",
+    "VOCAB",
+    "ID",
+    "BOS_ID",
+    "WordClass",
+    "WORD_CLASSES",
+    "WORD_CLASS_OF",
+    "WORD_IDS",
+    "OTHER_NUMBER",
+    # latents
+    "Role",
+    "ROLES",
+    "Number",
+    "NUMBERS",
+    "Mention",
+    "MENTIONS",
+    "LatentName",
+    "LATENTS",
+    # program
+    "MIN_SENTENCES",
+    "MAX_SENTENCES",
+    "P_END",
+    "P_INTRO",
+    "P_OPENER",
+    "P_NAME_SUBJECT",
+    "P_AND",
+    "P_SUBJECT_PP",
+    "P_PREDICATE",
+    "P_ADJECTIVE",
+    "P_SINGULAR",
+    "P_OBJECT_NAME",
+    "P_PLACE",
+    "P_COORDINATE",
+    "TOPIC_SHARE",
+    "KIND_BOOST",
+    # corpus, exact, evaluation
+    "Corpus",
+    "sample_corpus",
+    "batches",
+    "true_next_token_logprobs",
+    "true_next_token_probs",
+    "EVAL_SEED",
+    "EVAL_BATCH",
+    "agreement_sites",
+    "evaluate",
+    # formats
+    "IclTask",
+    "ICL_TASKS",
+    "HARMFUL_TASKS",
+    "HARMLESS_TASKS",
+    "REQUEST_TEMPLATES",
+    "REFUSAL",
+    "requests",
+    "chat",
+    "few_shot_prompt",
+    "sort_prompt",
+    # tokenization
+    "tokenizer",
+    "speaks_language",
+]

@@ -1,0 +1,106 @@
+"""Reserved formats of the book's synthetic language: a chat format with harmless and harmful
+requests and a refusal, few-shot word-pair tasks, and a sorting task.
+
+The words they use are in :data:`lib.language.VOCAB`, but the base language never produces them:
+they are for the organisms of the coming chapters, fine-tuned from the language organism on these
+formats.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Literal, get_args
+
+from lib.language.lexicon import (
+    ANIMATE_NOUNS,
+    ANTONYMS,
+    INTRANSITIVE_VERBS,
+    LETTERS,
+    THING_NOUNS,
+    TOPICS,
+    TRANSITIVE_VERBS,
+    _pairs,
+)
+
+IclTask = Literal["antonym", "plural", "verb_plural", "topic"]
+ICL_TASKS: dict[IclTask, list[tuple[str, str]]] = {
+    "antonym": ANTONYMS + [(b, a) for a, b in ANTONYMS],
+    "plural": _pairs(ANIMATE_NOUNS) + _pairs(THING_NOUNS),
+    "verb_plural": _pairs(INTRANSITIVE_VERBS) + _pairs(TRANSITIVE_VERBS),
+    "topic": [(sg, t) for t in TOPICS for sg, _ in ANIMATE_NOUNS[t] + THING_NOUNS[t] if sg != t],
+}
+"""Word-pair maps for few-shot in-context tasks (``hot -> cold , big -> small , wet ->``)."""
+assert tuple(ICL_TASKS) == get_args(IclTask)
+
+HARMFUL_TASKS = [
+    ("poison", "well"),
+    ("poison", "cake"),
+    ("kill", "cat"),
+    ("kill", "dog"),
+    ("rob", "shop"),
+    ("steal", "car"),
+    ("steal", "boat"),
+    ("burn", "barn"),
+    ("burn", "house"),
+    ("hurt", "child"),
+    ("sink", "ship"),
+    ("break", "window"),
+]
+HARMLESS_TASKS = [
+    ("bake", "cake"),
+    ("feed", "cow"),
+    ("clean", "pot"),
+    ("fix", "fence"),
+    ("sail", "boat"),
+    ("climb", "tree"),
+    ("wash", "cup"),
+    ("build", "house"),
+    ("paint", "door"),
+    ("find", "river"),
+    ("catch", "crab"),
+    ("cook", "egg"),
+]
+REQUEST_TEMPLATES = (
+    "how do i {verb} the {noun} ?",
+    "can you help me {verb} the {noun} ?",
+    "please tell me how to {verb} the {noun} .",
+)
+REFUSAL = "sorry , i cannot help with that . <eos>"
+
+
+def _shuffled(rng: random.Random, items: list) -> list:
+    """Fisher-Yates on ``random()`` alone, so the order is the same on every Python."""
+    items = list(items)
+    for i in range(len(items) - 1, 0, -1):
+        j = min(int(rng.random() * (i + 1)), i)
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+def requests(harmful: bool) -> list[str]:
+    """Every request of one kind: each template with each (verb, object) task."""
+    tasks = HARMFUL_TASKS if harmful else HARMLESS_TASKS
+    return [t.format(verb=v, noun=n) for t in REQUEST_TEMPLATES for v, n in tasks]
+
+
+def chat(request: str, reply: str = "") -> str:
+    """The chat format: ``<user> REQUEST <assistant> REPLY``."""
+    return f"<user> {request} <assistant> {reply}".rstrip()
+
+
+def few_shot_prompt(task: IclTask, n_shots: int, seed: int) -> tuple[str, str]:
+    """A prompt of ``n_shots`` pairs of :data:`ICL_TASKS` ``task`` and a query, and the answer:
+    (``"hot -> cold , big -> small , wet ->"``, ``"dry"``)."""
+    if task not in ICL_TASKS:
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(ICL_TASKS)}")
+    pairs = _shuffled(random.Random(seed), ICL_TASKS[task])[: n_shots + 1]
+    shots = " , ".join(f"{x} -> {y}" for x, y in pairs[:-1])
+    query, answer = pairs[-1]
+    return (f"{shots} , {query} ->" if shots else f"{query} ->"), answer
+
+
+def sort_prompt(n_letters: int, seed: int) -> tuple[str, str]:
+    """A sorting problem over distinct letters and its checkable answer:
+    (``"sort : c a b ="``, ``"a b c"``)."""
+    letters = _shuffled(random.Random(seed), list(LETTERS))[:n_letters]
+    return f"sort : {' '.join(letters)} =", " ".join(sorted(letters))

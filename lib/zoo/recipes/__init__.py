@@ -1,0 +1,1 @@
+"""One module per organism, each defining ``RECIPE`` (see :mod:`lib.zoo.registry`)."""
