@@ -63,6 +63,7 @@ REP_BATCH: int = 8  # number of repeated-token sequences
 # %%
 import math
 
+import circuitsvis as cv
 import pandas as pd
 import plotly.express as px
 import torch
@@ -70,7 +71,21 @@ from IPython.display import display
 from myst_nb import glue
 from transformer_lens.utilities import get_act_name
 
-from lib import data, env, language, models, params, patching, plots, residual, zoo
+from lib import (
+    attention,
+    data,
+    env,
+    language,
+    lens,
+    models,
+    params,
+    patching,
+    plots,
+    probes,
+    residual,
+    sinks,
+    zoo,
+)
 from lib.claims import check
 
 config = models.model_config(MODEL_NAME)
@@ -129,14 +144,21 @@ if IS_ORGANISM:
     # where the loss is: the model's loss and the generator's on this chapter's rows, by kind of next token
     true_loss = -language.true_next_token_logprobs(corpus.tokens).to(token_loss.device)
     word_class, mention = corpus.latents["word_class"][:, 1:], corpus.latents["mention"][:, 1:]
+    span = corpus.latents["span"][:, 1:]
+    grammar = span == language.SPANS.index("text")
     kinds = {
-        "<bos>" if c == "bos" else c: word_class == language.WORD_CLASSES.index(c)
+        "<bos>" if c == "bos" else c: grammar & (word_class == language.WORD_CLASSES.index(c))
         for c in language.WORD_CLASSES
         if c != "name"
     }
+    kinds |= {
+        "name, first mention": grammar & (mention == 1),
+        "name, repeat": grammar & (mention == 2),
+        'repeated sentence (after "again ,")': span == language.SPANS.index("repeat"),
+        "random words, first pass": span == language.SPANS.index("random"),
+        "random words, repeated": span == language.SPANS.index("random_repeat"),
+    }
     kinds = {c: m.to(token_loss.device) for c, m in kinds.items() if m.any()}
-    names_at = {"name, first mention": mention == 1, "name, repeat": mention == 2}
-    kinds |= {c: m.to(token_loss.device) for c, m in names_at.items()}
     by_kind = pd.DataFrame(
         {
             "next token": list(kinds),
@@ -243,8 +265,8 @@ else:
 check("the held-out loss is a sane cross-entropy", 0 < lm["heldout_loss"] < 20, **lm)
 if IS_ORGANISM:
     check(
-        "the held-out loss sits within 0.3 nats above the true entropy",
-        lm["true_entropy"] <= lm["heldout_loss"] <= lm["true_entropy"] + 0.3,
+        "the held-out loss sits within 0.10 nats above the true entropy",
+        lm["true_entropy"] <= lm["heldout_loss"] <= lm["true_entropy"] + 0.10,
         **lm,
     )
     # copying: without it a repeat costs about as much as a first mention (~ln 64) and the copy mass is
@@ -261,8 +283,8 @@ if IS_ORGANISM:
         **shown_names,
     )
     check(
-        "agreement accuracy is above 0.9, and 0.8 with attractors (chance 0.5)",
-        lm["agreement_acc"] > 0.9 and lm["agreement_acc_attractor"] > 0.8,
+        "agreement accuracy is at least 0.98, with and without attractors (chance 0.5)",
+        lm["agreement_acc"] >= 0.98 and lm["agreement_acc_attractor"] >= 0.98,
         **lm,
     )
     check(
@@ -275,6 +297,181 @@ if IS_ORGANISM:
         "the model copies names imperfectly: over 0.1 nats above the generator at repeats",
         lm["name_repeat_loss"] > lm["name_repeat_true_loss"] + 0.1,
         **lm,
+    )
+
+# %% [markdown]
+# ### How a repeated name is predicted
+#
+# A repeat can be predicted by attending to the names already in the text and copying one, or by
+# induction (attending to what followed an earlier occurrence of the current token). Both are
+# attention patterns we can measure. At every position whose next token is a repeated name we
+# take, for every head, the attention paid to earlier names of the same text and the attention
+# paid to induction targets; then we mean-ablate each head (its output at every position replaced
+# by its mean over the rows at that position) and measure the loss on the repeated names.
+
+# %%
+if IS_ORGANISM:
+    at_repeat = kinds["name, repeat"]  # [batch, pos-1]: the next token is a repeated name
+    queries = torch.zeros_like(tokens, dtype=torch.bool)
+    queries[:, :-1] = at_repeat
+    is_name = corpus.latents["word_class"].to(tokens.device) == language.WORD_CLASSES.index("name")
+    text_id = corpus.latents["text"].to(tokens.device)
+    same_text = text_id[:, :, None] == text_id[:, None, :]  # [batch, dest, src]
+    causal = torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool, device=tokens.device).tril()
+    name_keys = same_text & causal & is_name[:, None, :]
+    induction_keys = attention.target_mask(tokens, "induction")
+    patterns = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))[1]
+    pattern = torch.stack(
+        [patterns["pattern", layer] for layer in range(L)]
+    )  # [layer, batch, head, dest, src]
+    q = queries[None, :, None, :, None].float()
+    name_mass = (pattern.float() * name_keys[None, :, None].float() * q).sum((1, 3, 4)) / queries.sum()
+    induction_mass = (pattern.float() * induction_keys[None, :, None].float() * q).sum(
+        (1, 3, 4)
+    ) / queries.sum()
+    repeat_weight = at_repeat.float() / at_repeat.sum()
+
+    def repeat_name_loss(patched: torch.Tensor) -> torch.Tensor:
+        """Mean loss at the positions whose next token is a repeated name."""
+        nll = -patched[:, :-1].float().log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        return (nll * repeat_weight).sum()
+
+    name_ablation, _ = residual.mean_ablation(model, tokens, repeat_name_loss)  # [layer, head]
+    copy_head = divmod(int(name_ablation.argmax()), H)
+    names_mech = {
+        "repeat_loss_clean": repeat_name_loss(logits).item(),
+        "copy_head_ablation": name_ablation[copy_head].item(),
+        "copy_head_name_mass": name_mass[copy_head].item(),
+        "copy_head_induction_mass": induction_mass[copy_head].item(),
+        "max_name_mass": name_mass.max().item(),
+        "second_ablation": name_ablation.flatten().sort(descending=True).values[1].item(),
+    }
+    for name, value in names_mech.items():
+        glue(name, env.sig(value), display=False)
+    glue("copy_head", f"L{copy_head[0]}H{copy_head[1]}", display=False)
+    print({name: env.sig(value) for name, value in names_mech.items()}, "copy head", copy_head)
+    display(
+        plots.head_heatmap(
+            name_mass, "attention to earlier names of the text, before a repeated name", zmax=1.0
+        )
+    )
+    display(
+        plots.head_heatmap(induction_mass, "attention to induction targets, before a repeated name", zmax=1.0)
+    )
+    display(
+        plots.head_heatmap(name_ablation, "mean-ablation: increase of the loss on repeated names", zmid=0.0)
+    )
+    example = int(at_repeat.sum(-1).argmax())  # the row with the most repeated names
+    display(
+        cv.attention.attention_patterns(
+            tokens=model.to_str_tokens(tokens[example]),
+            attention=patterns["pattern", copy_head[0]][example, copy_head[1] : copy_head[1] + 1],
+            attention_head_names=[f"L{copy_head[0]}H{copy_head[1]}"],
+        )
+    )
+else:
+    print("skipped: finding the repeated names needs the language's latents")
+
+# %% [markdown]
+# Before a repeated name, the head whose ablation costs most is {glue:text}`copy_head`: the loss
+# on repeated names rises from {glue:text}`repeat_loss_clean` to {glue:text}`repeat_loss_clean` +
+# {glue:text}`copy_head_ablation` nats without it (the next head: +{glue:text}`second_ablation`).
+# It puts {glue:text}`copy_head_name_mass` of its attention on the names already in the text and
+# {glue:text}`copy_head_induction_mass` on induction targets: it copies names from context by
+# attending to them, not by induction. The pattern above (hover over a token to see where the
+# head looks from it) is that head on the row with the most repeated names.
+
+# %% tags=["remove-cell"]
+if IS_ORGANISM:
+    check(
+        "the most needed head for repeated names attends to the text's names, not to induction targets",
+        names_mech["copy_head_name_mass"] > 0.5
+        and names_mech["copy_head_name_mass"] > 2 * names_mech["copy_head_induction_mass"],
+        **names_mech,
+    )
+    check(
+        "ablating it costs over a nat at repeated names",
+        names_mech["copy_head_ablation"] > 1.0,
+        **names_mech,
+    )
+
+# %% [markdown]
+# ### Copying, and the heads that do it
+#
+# Natural text repeats itself, and language models learn to copy: *induction heads* attend from
+# a token to whatever followed its previous occurrence (chapter 'Induction heads'). The
+# language has repetition too (a sentence may be `again ,` and an earlier sentence word for
+# word) and a tenth of the training rows are random words of the language repeated. The
+# standard test: `<bos>`, then `SEQ_LEN` random words, then the same words again. For every
+# head, the *induction score* is its mean attention from a second-half token to the token after
+# that token's first occurrence, and the *previous-token score* its mean attention to the
+# position just before.
+
+# %%
+ordinary_ids = data.ordinary_tokens(model)
+rep_tokens = data.repeated_tokens(ordinary_ids, model.tokenizer.bos_token_id, SEQ_LEN, REP_BATCH, SEED).to(
+    model.cfg.device
+)
+rep_logits = model(rep_tokens)
+rep_nll = -rep_logits[:, :-1].float().log_softmax(-1).gather(-1, rep_tokens[:, 1:, None])[..., 0]
+rep_top1 = rep_logits[:, :-1].argmax(-1) == rep_tokens[:, 1:]
+predictable = slice(SEQ_LEN + 1, 2 * SEQ_LEN)  # second half, after its first token (nothing announces it)
+head_score = attention.head_scores(model, rep_tokens, ("previous", "induction"))
+induction_head = divmod(int(head_score["induction"].argmax()), H)
+prev_head = divmod(int(head_score["previous"][: max(induction_head[0], 1)].argmax()), H)
+copying = {
+    "rep_first_loss": rep_nll[:, 1:SEQ_LEN].mean().item(),  # first half, after its first word
+    "rep_second_loss": rep_nll[:, predictable].mean().item(),
+    "rep_second_top1": rep_top1[:, predictable].float().mean().item(),
+    "top_induction_score": head_score["induction"].max().item(),
+    "prev_token_score": head_score["previous"][prev_head].item(),
+}
+copying["rep_copy_gain"] = copying["rep_first_loss"] - copying["rep_second_loss"]
+for name, value in copying.items():
+    glue(name, env.sig(value), display=False)
+glue("induction_head", f"L{induction_head[0]}H{induction_head[1]}", display=False)
+glue("prev_head", f"L{prev_head[0]}H{prev_head[1]}", display=False)
+glue("rep_uniform_loss", env.sig(math.log(len(ordinary_ids))), display=False)
+glue("rep_chance_top1", env.sig(1 / len(ordinary_ids)), display=False)
+print(
+    {name: env.sig(value) for name, value in copying.items()}
+    | {"induction head": induction_head, "previous-token head before it": prev_head}
+)
+display(plots.head_heatmap(head_score["induction"], f"{MODEL_NAME}: induction score per head", zmax=1.0))
+display(plots.head_heatmap(head_score["previous"], f"{MODEL_NAME}: previous-token score per head", zmax=1.0))
+
+# %% [markdown]
+# On {glue:text}`rep_first_loss` nats per token in the first half (uniform guessing over the
+# words: {glue:text}`rep_uniform_loss`) the model falls to {glue:text}`rep_second_loss` in the
+# second, and its top guess is the right word in {glue:text}`rep_second_top1` of the predictable
+# second-half positions (chance: {glue:text}`rep_chance_top1`). The best induction head is
+# {glue:text}`induction_head` (score {glue:text}`top_induction_score`), and an earlier layer has a
+# previous-token head, {glue:text}`prev_head` (score {glue:text}`prev_token_score`): the
+# two-layer circuit of the induction chapter, grown inside a model trained on text. On GPT-2
+# small the same test gives 0.91 for the best induction head (layer 5 head 5, 50 tokens per
+# half) and top-1 accuracy 0.93 on the second half (the induction chapter's sources).
+
+# %% tags=["remove-cell"]
+check(
+    "repeated-token losses are non-negative and scores are fractions",
+    min(copying["rep_first_loss"], copying["rep_second_loss"]) >= 0
+    and all(0 <= head_score[k].min() and head_score[k].max() <= 1 + 1e-4 for k in head_score),
+    **copying,
+)
+if IS_ORGANISM:  # the organism's targets (zoo appendix): it copies with an induction circuit
+    check(
+        "the second half is predicted: top-1 accuracy >= 0.9 (chance 1/vocabulary)",
+        copying["rep_second_top1"] >= 0.9,
+        **copying,
+    )
+    check(
+        "an induction head (score >= 0.7) with a previous-token head (>= 0.7) in an earlier layer",
+        copying["top_induction_score"] >= 0.7
+        and copying["prev_token_score"] >= 0.7
+        and induction_head[0] > 0,
+        induction_head=induction_head,
+        prev_head=prev_head,
+        **copying,
     )
 
 # %% [markdown]
@@ -318,60 +515,69 @@ check(
 )
 
 # %% [markdown]
-# ## The logit lens
+# ## The logit lens and the tuned lens
 #
 # If every layer only adds to the stream, the stream part-way through is a partial sum, and we
 # can decode it as if it were final: apply the final LayerNorm and the unembedding to the
-# residual entering each layer (nostalgebraist 2020). When does the model's eventual prediction
-# appear? Below: per layer, how often the lens's top-1 token is the model's final top-1, how
-# often it is the true next token, and the KL divergence from the final distribution.
+# residual entering each layer (the *logit lens*, nostalgebraist 2020). The stream's basis may
+# drift from layer to layer, so the *tuned lens* (Belrose et al. 2023) first applies one affine
+# map per layer, trained to make the decoded distribution match the model's final one (here on
+# the first three quarters of the rows, in seconds; `lib.lens`). Both are scored on the remaining
+# rows: per layer, how often the lens's top-1 token is the model's final top-1, how often it is
+# the true next token, and the KL divergence from the final distribution.
 
 # %%
-lens = residual.logit_lens(model, tokens)
-final_top1 = lens.top1[-1]
-lens_agreement = (lens.top1 == final_top1).float().mean((1, 2))
-lens_accuracy = (lens.top1[:, :, :-1] == tokens[None, :, 1:]).float().mean((1, 2))
-lens_kl = lens.kl_to_final.mean((1, 2))
-lens_agreement_by_layer = [env.sig(v) for v in lens_agreement.tolist()]
-lens_acc_by_layer = [env.sig(v) for v in lens_accuracy.tolist()]
-glue("lens_agreement_by_layer", lens_agreement_by_layer, display=False)
-glue("lens_acc_by_layer", lens_acc_by_layer, display=False)
-print("agreement with the final top-1:", lens_agreement_by_layer)
-print("accuracy on the next token:    ", lens_acc_by_layer)
-print("KL to the final distribution:  ", [env.sig(v) for v in lens_kl.tolist()])
+n_fit = math.ceil(0.75 * tokens.shape[0])
+held_tokens = tokens[n_fit:]
+lenses = {
+    "logit lens": lens.logit_lens(model, held_tokens),
+    "tuned lens": lens.tuned_lens(model, lens.fit_tuned_lens(model, tokens[:n_fit]), held_tokens),
+}
 stages = [f"resid_pre {layer}" for layer in range(L)] + ["final"]
+lens_stats = {}
+for kind, decoded in lenses.items():
+    lens_stats[kind] = {
+        "agreement": (decoded.top1 == decoded.top1[-1]).float().mean((1, 2)).tolist(),
+        "accuracy": (decoded.top1[:, :, :-1] == held_tokens[None, :, 1:]).float().mean((1, 2)).tolist(),
+        "kl": decoded.mean_kl().tolist(),
+    }
+for kind, key in (("logit lens", "lens"), ("tuned lens", "tuned")):
+    for stat, values in lens_stats[kind].items():
+        glue(f"{key}_{stat}_by_layer", [env.sig(v) for v in values], display=False)
+    print(kind, {stat: [env.sig(v) for v in values] for stat, values in lens_stats[kind].items()})
 plots.curves(
     stages,
     {
-        "agreement with the final top-1": lens_agreement.tolist(),
-        "accuracy on the next token": lens_accuracy.tolist(),
-        "KL to the final distribution (nats)": lens_kl.tolist(),
+        f"{kind}: {label}": lens_stats[kind][stat]
+        for kind in lenses
+        for stat, label in (("agreement", "agreement with the final top-1"), ("kl", "KL to the final (nats)"))
     },
-    f"{MODEL_NAME}: the logit lens, layer by layer",
+    f"{MODEL_NAME}: the logit lens and the tuned lens, layer by layer (held-out rows)",
     "residual stream decoded",
     "",
 )
 
 # %% [markdown]
-# Agreement with the final prediction by layer, from the embedding to the output:
+# Logit lens, agreement with the final prediction by layer from the embedding to the output:
 # {glue:text}`lens_agreement_by_layer`; accuracy on the true next token:
-# {glue:text}`lens_acc_by_layer`. The last entry is the model itself (agreement 1 by
-# definition). Decoded directly, the token embedding rarely names the next token (the first
-# accuracy entry): in this organism the embedding is not a bigram model on its own. The first
-# layer does most of the work (the second entry is most of the final accuracy); the later layers
-# add little accuracy but keep moving the prediction towards the final one, as agreement and KL
-# show. Here is the lens on the first tokens of the first row: each column is what the stream at
-# that depth would predict next.
+# {glue:text}`lens_accuracy_by_layer`; KL to the final distribution:
+# {glue:text}`lens_kl_by_layer`. The last entry is the model itself. The tuned lens, on the same
+# held-out rows: agreement {glue:text}`tuned_agreement_by_layer`, accuracy
+# {glue:text}`tuned_accuracy_by_layer`, KL {glue:text}`tuned_kl_by_layer`. The affine maps lower
+# the KL at every layer: part of what the logit lens calls "not yet predicted" is a prediction
+# written in a basis the final LayerNorm and unembedding do not read directly. Here is the logit
+# lens on the first tokens of the first held-out row: each column is what the stream at that
+# depth would predict next.
 
 # %%
-str_tokens = model.to_str_tokens(tokens[0])
+str_tokens = model.to_str_tokens(held_tokens[0])
 shown = range(1, 17)
 examples = pd.DataFrame(
     {
         "token": [str_tokens[p] for p in shown],
         "next token": [str_tokens[p + 1] for p in shown],
         **{
-            stage: [model.tokenizer.decode([int(lens.top1[i, 0, p])]) for p in shown]
+            stage: [model.tokenizer.decode([int(lenses["logit lens"].top1[i, 0, p])]) for p in shown]
             for i, stage in enumerate(stages)
         },
     }
@@ -379,34 +585,182 @@ examples = pd.DataFrame(
 examples
 
 # %% tags=["remove-cell"]
+logit_stats, tuned_stats = lens_stats["logit lens"], lens_stats["tuned lens"]
 check(
-    "the lens on the final residual is the model itself",
-    lens_agreement_by_layer[-1] == 1.0,
-    agreement=lens_agreement_by_layer,
+    "both lenses on the final residual are the model itself",
+    logit_stats["agreement"][-1] == tuned_stats["agreement"][-1] == 1.0,
+    logit=logit_stats["agreement"],
+    tuned=tuned_stats["agreement"],
 )
 check(
-    "lens agreements and accuracies are fractions",
-    all(0 <= v <= 1 for v in lens_agreement_by_layer + lens_acc_by_layer),
+    "lens agreements and accuracies are fractions, KLs non-negative",
+    all(0 <= v <= 1 for st in lens_stats.values() for v in st["agreement"] + st["accuracy"])
+    and all(v >= -1e-5 for st in lens_stats.values() for v in st["kl"]),
 )
-if (
-    IS_ORGANISM
-):  # mostly rises, and far above chance (about 1/447) in the middle of the model, as the prose says
-    drops = sum(b < a - 0.02 for a, b in zip(lens_agreement_by_layer, lens_agreement_by_layer[1:]))
+check(
+    "the tuned lens has a lower held-out KL than the logit lens at every layer before the last",
+    all(t < g for t, g in zip(tuned_stats["kl"][:-1], logit_stats["kl"][:-1])),
+    logit=logit_stats["kl"],
+    tuned=tuned_stats["kl"],
+)
+
+# %% [markdown]
+# ## Probes on the language's latents
+#
+# The logit lens asks what the stream predicts; a *probe* asks what it knows. We fit a linear
+# probe (multinomial logistic regression, `lib.probes`) on the residual stream entering each
+# layer for three latents the generator records at every token: the **number of the coming verb**
+# at the tokens of a subject (the label the verb must agree with, several tokens before it), the
+# **topic** of the text at every word, and the **entity** (first, second or third character of
+# the text) at every repeated name. Probes are trained on the first three quarters of the rows
+# and scored on the rest. A probe can also succeed by memorising word identity, so each task has a
+# Hewitt and Liang (2019) *control task*: every word type gets a random label drawn from the
+# task's label distribution, and *selectivity* is task accuracy minus control accuracy. The
+# topic is special: the generator knows exactly what the tokens so far say about it, the
+# Bayesian posterior `lib.language.topic_posterior`, so we can set the probe beside the best any
+# reader of the text could do.
+
+# %%
+if IS_ORGANISM:
+    stage_names = [get_act_name("resid_pre", layer) for layer in range(L)] + [
+        get_act_name("resid_post", L - 1)
+    ]
+    resid_cache = model.run_with_cache(tokens, names_filter=lambda name: name in stage_names)[1]
+    resid = torch.stack([resid_cache[name] for name in stage_names])  # [stage, batch, pos, d_model]
+    lat = {k: v.to(tokens.device) for k, v in corpus.latents.items()}
+    in_text = lat["span"] == language.SPANS.index("text")
+    train_rows = torch.arange(tokens.shape[0], device=tokens.device)[:, None] < math.ceil(
+        0.75 * tokens.shape[0]
+    )
+    verbs, _ = language.agreement_sites(corpus)
+    coming = torch.full_like(tokens, -1)  # the number of the verb each subject token precedes
+    subject_roles = (language.ROLES.index("subj"), language.ROLES.index("pp"))
+    for b, p in verbs.nonzero().tolist():
+        q = p - 1
+        while q >= 0 and int(corpus.latents["role"][b, q]) in subject_roles:
+            coming[b, q] = corpus.latents["number"][b, p] - 1  # 0 singular, 1 plural
+            q -= 1
+    tasks = {
+        "coming verb's number": (coming >= 0, coming, 2),
+        "topic": (in_text & (lat["topic"] >= 0), lat["topic"], len(language.TOPICS)),
+        "entity": (in_text & (lat["mention"] == 2), lat["entity"], 3),
+    }
+    probe_rows = []
+    for task, (where, label, n_classes) in tasks.items():
+        result = probes.selectivity(
+            resid[:, where], label[where], tokens[where], n_classes, train_rows.expand_as(where)[where], SEED
+        )
+        for i, stage in enumerate(stages):
+            probe_rows.append(
+                (
+                    task,
+                    stage,
+                    *(result[k][i].item() for k in ("task", "control", "selectivity")),
+                    result["majority"].item(),
+                )
+            )
+    probe_table = pd.DataFrame(
+        probe_rows, columns=["latent", "stage", "accuracy", "control", "selectivity", "majority"]
+    )
+    # the topic probe's probabilities beside the generator's posterior, on the held-out rows
+    where = tasks["topic"][0]
+    topic_probe = probes.fit_probes(
+        resid[:, where], lat["topic"][where], len(language.TOPICS), train_rows.expand_as(where)[where]
+    )
+    held = ~train_rows.expand_as(where)[where]
+    text_rows = corpus.latents["topic"][:, 1] >= 0  # the rest are rows of random words
+    posterior = torch.zeros(*tokens.shape, len(language.TOPICS), device=tokens.device)
+    posterior[text_rows.to(tokens.device)] = language.topic_posterior(corpus.tokens[text_rows]).to(
+        tokens.device
+    )
+    posterior = posterior[where][held]  # [n, topic]
+    probe_p = topic_probe.logits(resid[:, where][:, held]).softmax(-1)  # [stage, n, topic]
+    topic_truth = lat["topic"][where][held]
+    bayes_acc = (posterior.argmax(-1) == topic_truth).float().mean().item()
+    probe_tv = 0.5 * (probe_p - posterior).abs().sum(-1).mean(-1)  # [stage]: total variation to the posterior
+    by_task = {task: probe_table[probe_table["latent"] == task].set_index("stage") for task in tasks}
+    best = {task: t["selectivity"].idxmax() for task, t in by_task.items()}
+    probe_facts = {
+        "number_best_acc": by_task["coming verb's number"]["accuracy"].max(),
+        "number_embed_acc": by_task["coming verb's number"]["accuracy"].iloc[0],
+        "number_best_sel": by_task["coming verb's number"]["selectivity"].max(),
+        "topic_best_acc": by_task["topic"]["accuracy"].max(),
+        "topic_bayes_acc": bayes_acc,
+        "topic_best_tv": probe_tv.min().item(),
+        "topic_embed_tv": probe_tv[0].item(),
+        "entity_best_acc": by_task["entity"]["accuracy"].max(),
+        "entity_best_sel": by_task["entity"]["selectivity"].max(),
+        "entity_majority": by_task["entity"]["majority"].iloc[0],
+    }
+    for name, value in probe_facts.items():
+        glue(name, env.sig(value), display=False)
+    for task, key in (("coming verb's number", "number"), ("topic", "topic"), ("entity", "entity")):
+        glue(f"{key}_best_stage", best[task], display=False)
+    glue("topic_tv_by_stage", [env.sig(v) for v in probe_tv.tolist()], display=False)
+    print(
+        probe_table.assign(
+            **{c: probe_table[c].map(env.sig) for c in ("accuracy", "control", "selectivity", "majority")}
+        ).to_string(index=False)
+    )
+    display(
+        px.line(
+            probe_table.melt(
+                id_vars=["latent", "stage"], value_vars=["accuracy", "control"], var_name="probe"
+            ),
+            x="stage",
+            y="value",
+            color="latent",
+            line_dash="probe",
+            markers=True,
+            title=f"{MODEL_NAME}: linear probes on the residual stream (held-out accuracy; dashed: control task)",
+        )
+    )
+else:
+    print("skipped: probing the latents needs the language's latents (the organism's own tokens)")
+
+# %% [markdown]
+# The coming verb's number is decodable from the subject's tokens with held-out accuracy up to
+# {glue:text}`number_best_acc` (at the embedding, {glue:text}`number_embed_acc`: the noun's form
+# gives it away; selectivity up to {glue:text}`number_best_sel`, best at
+# {glue:text}`number_best_stage`). The topic probe reaches {glue:text}`topic_best_acc`; the
+# generator's own posterior, the best any reader of these tokens can do, names the true topic in
+# {glue:text}`topic_bayes_acc` of the same tokens. Beyond accuracy, the probe's probabilities come
+# close to the posterior: their total-variation distance is, by stage,
+# {glue:text}`topic_tv_by_stage` (0 would be the posterior itself). Which character a repeated
+# name is (first, second or third of its text) is decoded with accuracy up to
+# {glue:text}`entity_best_acc`, where always guessing the commonest answers
+# {glue:text}`entity_majority`; its selectivity, up to {glue:text}`entity_best_sel`, is high
+# because a name's identity says nothing about its order of introduction in this text. Hewitt
+# and Liang report, for part-of-speech probes on ELMo, accuracy above 0.8 with control accuracy
+# near 0.4 for an MLP probe.
+
+# %% tags=["remove-cell"]
+if IS_ORGANISM:
     check(
-        "agreement with the final prediction mostly rises with depth",
-        drops <= 1 and lens_agreement_by_layer[-2] > lens_agreement_by_layer[0],
-        agreement=lens_agreement_by_layer,
+        "probe accuracies are fractions",
+        probe_table[["accuracy", "control", "majority"]].stack().between(0, 1).all(),
     )
     check(
-        "the last layer's input already agrees with the output in >= 40% of tokens",
-        lens_agreement_by_layer[-2] >= 0.4 and lens_acc_by_layer[-1] >= 0.3,
-        agreement=lens_agreement_by_layer,
-        accuracy=lens_acc_by_layer,
+        "the coming verb's number and the topic are decodable above the majority label",
+        probe_facts["number_best_acc"] > by_task["coming verb's number"]["majority"].iloc[0] + 0.2
+        and probe_facts["topic_best_acc"] > by_task["topic"]["majority"].iloc[0] + 0.2,
+        **probe_facts,
     )
     check(
-        "the first layer does most of the accuracy gain",
-        lens_acc_by_layer[0] < 0.5 * lens_acc_by_layer[-1] <= lens_acc_by_layer[1],
-        accuracy=lens_acc_by_layer,
+        "no probe beats the Bayesian posterior on the topic by more than sampling noise",
+        probe_facts["topic_best_acc"] <= probe_facts["topic_bayes_acc"] + 0.03,
+        **probe_facts,
+    )
+    check(
+        "the topic probe is closer to the posterior somewhere past the embedding",
+        probe_facts["topic_best_tv"] < probe_facts["topic_embed_tv"],
+        **probe_facts,
+    )
+    check(
+        "the entity probe is selective (> 0.2) and above the majority label",
+        probe_facts["entity_best_sel"] > 0.2
+        and probe_facts["entity_best_acc"] > probe_facts["entity_majority"],
+        **probe_facts,
     )
 
 # %% [markdown]
@@ -520,7 +874,8 @@ if IS_ORGANISM:
 #
 # A head can matter without writing to the answer directly: it may feed a later head or MLP
 # that does. Mean-ablating a component (replacing its output at every position by its mean over
-# the prompts and positions) measures its *total* effect. Its *direct* effect is the change of
+# the prompts at that position: the prompts share one template, so each position has its own
+# typical value, and `<bos>`'s is unlike any word's) measures its *total* effect. Its *direct* effect is the change of
 # its direct term alone, which the attribution gives exactly when the component is centred on
 # that same mean. `lib.residual.mean_ablation` runs all the ablations batched through
 # `lib.patching.patch_sweep`; points off the diagonal are components that act through others.
@@ -607,87 +962,76 @@ if IS_ORGANISM:  # the prose: the most needed component acts mostly through othe
     )
 
 # %% [markdown]
-# ## Attribution patching against exact patching
+# ## Patching: where the subject's number travels
 #
 # Activation patching asks a sharper question with a clean and a corrupted input. Each prompt's
 # corrupted twin has the subject in the other number (`the dog near the tree` for `the dogs near
-# the tree`), which flips the answer. Patching one component's output from the clean run into
-# the corrupted run, and measuring how much of the clean logit difference comes back, localises
-# where the subject's number is carried. Exact patching costs a forward pass per component
-# (batched here by `lib.patching.patch_sweep`); *attribution patching* (Nanda 2023) estimates
-# all of them at once from the gradient at the corrupted run, $(a_\text{clean} -
-# a_\text{corrupt}) \cdot \partial m / \partial a$: two forward passes and one backward. It is a
-# linear approximation, so it should be good for small components and poor for whole residual
-# streams, where the change is large.
+# the tree`), which flips the answer. Patching one activation from the clean run into the
+# corrupted run, and measuring how much of the clean logit difference (LD) comes back, shows
+# where the subject's number is carried. We report the normalised effect
+# $(LD_\text{patched} - LD_\text{corrupt}) / (LD_\text{clean} - LD_\text{corrupt})$: 0 is no
+# recovery, 1 full recovery. Before any layer runs, the only difference between the two runs is
+# the subject token, so patching the residual there recovers everything by construction; the
+# question is where the number goes next. `lib.patching.patch_sweep` batches every patch of a
+# sweep: residual streams at every (layer, position) from the subject on, attention outputs at
+# the last position, and every head's output at the last position.
 
 # %%
-sweeps = {
-    "head": ("z", "head"),
-    "MLP": ("mlp_out", "layer"),
-    "residual (layer, position)": ("resid_pre", "layer_pos"),
-}
 paired = prompts.paired.to(prompts.clean.device)
 clean, corrupt = prompts.clean[paired], prompts.corrupt[paired]
 pair_metric = residual.logit_diff_metric(prompts.correct[paired], prompts.wrong[paired])
 glue("n_pairs", len(clean), display=False)
+subject = last - 3  # ... the SUBJECT PREP the NOUN
+path_pos = list(range(subject, last + 1))
+path_labels = ["subject", "preposition", "the", "noun (last)"]
 if len(clean):
-    names = [get_act_name(site, layer) for site, _ in sweeps.values() for layer in range(L)]
+    sites = {"resid_pre": "layer_pos", "attn_out": "layer_pos", "z": "head_pos", "mlp_out": "layer"}
+    names = [get_act_name(site, layer) for site in sites for layer in range(L)]
     clean_logits, clean_cache = model.run_with_cache(clean, names_filter=lambda name: name in names)
     clean_ld, corrupt_ld = pair_metric(clean_logits).mean().item(), pair_metric(model(corrupt)).mean().item()
-    rows = []
-    for kind, (site, by) in sweeps.items():
-        exact = (
-            patching.patch_sweep(model, corrupt, clean_cache, site, by, pair_metric, logit_positions=[last])
-            - corrupt_ld
+
+    def recovered(site: str, by: str, positions: list[int] | None) -> torch.Tensor:
+        exact = patching.patch_sweep(
+            model, corrupt, clean_cache, site, by, pair_metric, positions=positions, logit_positions=[last]
         )
-        approx = patching.attribution_patch(model, corrupt, clean, site, by, pair_metric)
-        grid = (
-            [f"L{layer}H{head}" for layer in range(L) for head in range(H)]
-            if by == "head"
-            else (
-                [f"MLP{layer}" for layer in range(L)]
-                if by == "layer"
-                else [f"resid_pre {layer}, pos {pos}" for layer in range(L) for pos in range(last + 1)]
-            )
-        )
-        rows += [
-            (kind, label, e, a)
-            for label, e, a in zip(grid, exact.flatten().tolist(), approx.flatten().tolist())
-        ]
-    patched = pd.DataFrame(rows, columns=["kind", "site", "exact patching", "attribution patching"])
-    small = patched[patched["kind"] != "residual (layer, position)"]
-    attrib_corr = small[["exact patching", "attribution patching"]].corr().iloc[0, 1]
-    resid = patched[patched["kind"] == "residual (layer, position)"]
-    resid_max = resid.loc[resid["exact patching"].idxmax()]
-    glue("resid_patch_max_site", resid_max["site"], display=False)
-    glue("subject_pos", last - 3, display=False)  # ... the SUBJECT PREP the NOUN
-    for name, value in {
+        return (exact - corrupt_ld) / (clean_ld - corrupt_ld)
+
+    resid_path = recovered("resid_pre", "layer_pos", path_pos)  # [layer, position]
+    attn_last = recovered("attn_out", "layer_pos", [last])[:, 0]  # [layer]
+    head_last = recovered("z", "head_pos", [last])[:, 0]  # [layer, head]
+    top_head = divmod(int(head_last.abs().argmax()), H)
+    # the first layer whose input at the last position carries most of the number
+    moved = [layer for layer in range(L) if resid_path[layer, -1] >= 0.5]
+    move_layer = moved[0] if moved else L
+    path = {
         "ld_clean": clean_ld,
         "ld_corrupt": corrupt_ld,
-        "ld_gap": clean_ld - corrupt_ld,
-        "attrib_corr": attrib_corr,
-        "resid_patch_max": resid_max["exact patching"],
-        "resid_attrib_at_max": resid_max["attribution patching"],
-    }.items():
+        "resid_subject_l0": resid_path[0, 0].item(),
+        "resid_last_final": resid_path[L - 1, -1].item(),
+        "top_head_recovery": head_last[top_head].item(),
+        "attn_recovery_sum": attn_last[:move_layer].sum().item(),
+    }
+    for name, value in path.items():
         glue(name, env.sig(value), display=False)
+    glue("move_layer", move_layer, display=False)
+    glue("move_from_layer", move_layer - 1, display=False)
+    glue("path_top_head", f"L{top_head[0]}H{top_head[1]}", display=False)
+    glue("attn_by_layer", [env.sig(v) for v in attn_last.tolist()], display=False)
     print(
-        f"{len(clean)} pairs; logit difference: clean {env.sig(clean_ld)}, corrupted {env.sig(corrupt_ld)}; heads and MLPs: "
-        f"correlation of attribution with exact patching {env.sig(attrib_corr)}; largest residual patch "
-        f"({resid_max['site']}): exact {env.sig(resid_max['exact patching'])}, attribution {env.sig(resid_max['attribution patching'])}"
+        {name: env.sig(value) for name, value in path.items()}, "move layer", move_layer, "top head", top_head
     )
-    lim = [
-        patched[["exact patching", "attribution patching"]].min().min(),
-        patched[["exact patching", "attribution patching"]].max().max(),
-    ]
     display(
-        px.scatter(
-            patched,
-            x="exact patching",
-            y="attribution patching",
-            color="kind",
-            hover_name="site",
-            title="recovered logit difference: attribution patching vs exact patching",
-        ).add_shape(type="line", x0=lim[0], y0=lim[0], x1=lim[1], y1=lim[1], line_dash="dot")
+        plots.layer_position_map(
+            resid_path,
+            path_labels,
+            "residual stream patched clean -> corrupted: share of LD recovered",
+            "recovered",
+        )
+    )
+    display(
+        plots.head_heatmap(
+            head_last, "each head's output at the last position: share of LD recovered", zmid=0.0
+        )
     )
 else:
     print(
@@ -696,52 +1040,103 @@ else:
     )
 
 # %% [markdown]
-# On {glue:text}`n_pairs` pairs, clean prompts give a logit difference of {glue:text}`ld_clean`, corrupted ones
-# {glue:text}`ld_corrupt` (the answer flipped). For single heads and MLPs the first-order estimate
-# tracks exact patching (correlation {glue:text}`attrib_corr`). For whole residual streams it
-# does not. The largest exact residual patch is at {glue:text}`resid_patch_max_site` (position 0
-# is `<bos>`; the subject is at position {glue:text}`subject_pos`): restoring that residual recovers
-# {glue:text}`resid_patch_max` of the {glue:text}`ld_gap` logits between clean and corrupted runs, while
-# the linear estimate says {glue:text}`resid_attrib_at_max`.
-# Use attribution patching to search, exact patching to conclude. (On a model whose tokenizer
-# splits the singular and plural subject into different numbers of tokens, the pairs do not line
-# up and this section is skipped with a message.)
+# On {glue:text}`n_pairs` pairs, clean prompts give a logit difference of {glue:text}`ld_clean`
+# and corrupted ones {glue:text}`ld_corrupt`. The residual entering layer 0 at the subject
+# recovers {glue:text}`resid_subject_l0` (the construction). At the last position, the residual
+# first carries half of the difference or more entering layer {glue:text}`move_layer`: the number
+# is moved from the subject to the last position by attention in the layers before it. The
+# attention outputs at the last position recover, layer by layer, {glue:text}`attn_by_layer`, and
+# the single head that matters most there is {glue:text}`path_top_head`
+# ({glue:text}`top_head_recovery` of the difference). By the last layer's input the last position
+# holds {glue:text}`resid_last_final` of it. (On a model whose tokenizer splits the singular and
+# plural subject into different numbers of tokens, the pairs do not line up and this section is
+# skipped with a message.)
 
 # %% tags=["remove-cell"]
 if len(clean):
     check(
         "patching results are finite",
-        all(
-            torch.isfinite(torch.tensor(patched[c].values)).all()
-            for c in ("exact patching", "attribution patching")
-        ),
+        all(torch.isfinite(t).all() for t in (resid_path, attn_last, head_last)),
+    )
+    check(
+        "before any layer, the subject's residual carries the whole difference (by construction)",
+        abs(path["resid_subject_l0"] - 1) < 1e-3,
+        **path,
     )
 if IS_ORGANISM:
     check(
         "clean and corrupted prompts prefer opposite verb forms",
         clean_ld > 1.0 and corrupt_ld < -1.0,
-        clean=clean_ld,
-        corrupt=corrupt_ld,
+        **path,
     )
     check(
-        "attribution patching tracks exact patching (correlation > 0.7)",
-        attrib_corr > 0.7,
-        correlation=attrib_corr,
+        "the number reaches the last position through attention: by the last layer's input it carries over "
+        "half, and the attention outputs before that layer recover over half",
+        move_layer < L and path["attn_recovery_sum"] > 0.5,
+        move_layer=move_layer,
+        **path,
     )
-    check(
-        "the largest residual patch is at the subject",
-        resid_max["site"].endswith(f"pos {last - 3}"),
-        **resid_max,
+
+# %% [markdown]
+# ### Attribution patching against exact patching
+#
+# Exact patching costs a forward pass per patch. *Attribution patching* (Nanda 2023) estimates
+# all of them at once from the gradient at the corrupted run, $(a_\text{clean} -
+# a_\text{corrupt}) \cdot \partial m / \partial a$: two forward passes and one backward. It is
+# a linear approximation, so it should be good for small components and poor for whole residual
+# streams, where the change is large.
+
+# %%
+if len(clean):
+    compare = {"head": ("z", "head"), "MLP": ("mlp_out", "layer"), "residual": ("resid_pre", "layer_pos")}
+    rows = []
+    for kind, (site, by) in compare.items():
+        exact = (
+            patching.patch_sweep(model, corrupt, clean_cache, site, by, pair_metric, logit_positions=[last])
+            - corrupt_ld
+        ) / (clean_ld - corrupt_ld)
+        approx = patching.attribution_patch(model, corrupt, clean, site, by, pair_metric) / (
+            clean_ld - corrupt_ld
+        )
+        rows += [(kind, e, a) for e, a in zip(exact.flatten().tolist(), approx.flatten().tolist())]
+    patched = pd.DataFrame(rows, columns=["kind", "exact patching", "attribution patching"])
+    corr = {
+        f"attrib_corr_{kind.lower()}": patched[patched["kind"] == kind][
+            ["exact patching", "attribution patching"]
+        ]
+        .corr()
+        .iloc[0, 1]
+        for kind in compare
+    }
+    small = patched[patched["kind"] != "residual"]
+    corr["attrib_corr"] = small[["exact patching", "attribution patching"]].corr().iloc[0, 1]
+    for name, value in corr.items():
+        glue(name, env.sig(value), display=False)
+    print({name: env.sig(value) for name, value in corr.items()})
+    lim = [patched[["exact patching", "attribution patching"]].min().min(), 1.0]
+    display(
+        px.scatter(
+            patched,
+            x="exact patching",
+            y="attribution patching",
+            color="kind",
+            title="share of LD recovered: attribution patching vs exact patching",
+        ).add_shape(type="line", x0=lim[0], y0=lim[0], x1=lim[1], y1=lim[1], line_dash="dot")
     )
+
+# %% [markdown]
+# For single heads and MLPs the first-order estimate tracks exact patching (correlation
+# {glue:text}`attrib_corr`); over whole residual streams the correlation is
+# {glue:text}`attrib_corr_residual`, and the estimate is worst exactly where the patch restores
+# the most, because there the change is far from small. Use attribution patching to search,
+# exact patching to conclude.
+
+# %% tags=["remove-cell"]
+if IS_ORGANISM:
     check(
-        "patching the subject's residual recovers >= 90% of the logit difference",
-        resid_max["exact patching"] >= 0.9 * (clean_ld - corrupt_ld),
-        **resid_max,
-    )
-    check(
-        "attribution patching underestimates the subject's residual patch by over half",
-        abs(resid_max["attribution patching"]) < 0.5 * resid_max["exact patching"],
-        **resid_max,
+        "attribution patching tracks exact patching for heads and MLPs (correlation > 0.7)",
+        corr["attrib_corr"] > 0.7,
+        **corr,
     )
 
 # %% [markdown]
@@ -777,147 +1172,152 @@ print("mean norm at ordinary tokens, by layer:         ", resid_norm_by_layer)
 print("norm at position 0 / other tokens, by layer:    ", [env.sig(v) for v in pos0_ratio.tolist()])
 print("norm at later <bos> tokens / other tokens, by layer:", [env.sig(v) for v in bos_ratio.tolist()])
 
+# %%
+massive = sinks.massive_activations(model, tokens)
+massive_ratio = massive["value"][:, 0] / massive["median"]  # [stage]: largest |activation| / median
+top_stage = int(massive_ratio.argmax())
+norm_facts = {
+    "pos0_norm_ratio": pos0_norm_ratio,
+    "massive_ratio": massive_ratio.max().item(),
+    "massive_value": massive["value"][top_stage, 0].item(),
+}
+for name, value in norm_facts.items():
+    glue(name, env.sig(value), display=False)
+glue("massive_stage", stages[top_stage], display=False)
+glue("massive_position", int(massive["position"][top_stage, 0]), display=False)
+glue("massive_dim", int(massive["dim"][top_stage, 0]), display=False)
+glue("massive_ratio_by_stage", [env.sig(v) for v in massive_ratio.tolist()], display=False)
+print(
+    "largest |activation| / median, by stage:",
+    [env.sig(v) for v in massive_ratio.tolist()],
+    "at (position, dim)",
+    list(zip(massive["position"][:, 0].tolist(), massive["dim"][:, 0].tolist())),
+)
+
 # %% [markdown]
 # At ordinary tokens the mean norm, entering each layer and leaving the last, is
-# {glue:text}`resid_norm_by_layer`. Position 0 stands out only modestly: its norm is, by layer,
+# {glue:text}`resid_norm_by_layer`. Position 0's norm is, by layer,
 # {glue:text}`pos0_norm_ratio_by_layer` times that of ordinary tokens (at most
 # {glue:text}`pos0_norm_ratio` after the first layer). Is it the token or the position? The same
 # `<bos>` token appears later in the rows, where each new text starts, and there its ratio is
-# {glue:text}`bos_later_norm_ratio_by_layer`: part of the excess comes with the token wherever it
-# stands, the rest with position 0. This is nothing like the *massive activations* reported
-# at the first token of large language models. Position 0 is the only position whose attention
-# can look nowhere but itself, and in many models heads park their attention there when they
-# have nothing to attend to: an *attention sink*, the subject of a later chapter.
+# {glue:text}`bos_later_norm_ratio_by_layer`.
+#
+# Sun et al. (2024) found *massive activations* in large language models: a few residual
+# dimensions, at the first token and a few delimiter tokens, orders of magnitude larger than the
+# median activation, which act as fixed biases for attention and go with attention sinks. Here the
+# largest activation divided by the median magnitude is, by stage,
+# {glue:text}`massive_ratio_by_stage`; the largest, {glue:text}`massive_value` at
+# {glue:text}`massive_stage`, sits at position {glue:text}`massive_position`, dimension
+# {glue:text}`massive_dim`. Where heads put their attention when there is nothing to attend to is
+# the subject of chapter 'Attention sinks'.
 
 # %% tags=["remove-cell"]
 check("norms are finite and non-negative", torch.isfinite(norms).all() and (norms >= 0).all())
-if IS_ORGANISM:  # the prose: position 0 larger than ordinary tokens, modestly; later <bos> less so
-    check(
-        "position 0's residual norm is modestly larger than ordinary tokens' (1.1x to 3x)",
-        1.1 <= pos0_norm_ratio <= 3,
-        ratio=pos0_norm_ratio,
-        by_layer=pos0_ratio,
-    )
-    check(
-        "later <bos> tokens are large too, but less than position 0",
-        1.0 < bos_ratio[1:].max() <= pos0_ratio[1:].max(),
-        pos0=pos0_ratio,
-        bos=bos_ratio,
-    )
+check(
+    "activation ratios are finite and at least 1",
+    torch.isfinite(massive_ratio).all() and (massive_ratio >= 1).all(),
+)
 
 # %% [markdown]
 # ## Do the MLPs copy? Patching MLP outputs on repeated tokens
 #
-# Copying a repeated sequence is the job of induction heads (previous chapter). Do MLPs take
-# part? Following the induction-heads walkthrough on GPT-2 small, run BOS, then `SEQ_LEN` random
-# tokens, then the same tokens again, and replace each layer's MLP output at each second-half
-# position by its output at the matching first-half position (where the token is the same but
-# nothing can be copied yet). If an MLP's output carried the copied prediction, the loss on the
-# second half would rise. That question only makes sense if the model copies at all, so first
-# compare the loss on the two halves.
+# Copying is the induction heads' job. Do MLPs take part? Following the induction-heads
+# walkthrough on GPT-2 small, take the repeated words of the copying section and replace each
+# layer's MLP output at each second-half position by its output at the matching first-half
+# position, where the token is the same but nothing can be copied yet. If an MLP's output carried
+# the copied prediction, the loss on the second half would rise. The map is the increase of the
+# mean second-half loss (the predictable positions, as above) for every (layer, position).
+
 
 # %%
-ordinary_ids = data.ordinary_tokens(model)
-rep_tokens = data.repeated_tokens(ordinary_ids, model.tokenizer.bos_token_id, SEQ_LEN, REP_BATCH, SEED).to(
-    model.cfg.device
-)
-
-
 def second_half_loss(patched: torch.Tensor) -> torch.Tensor:
-    """Per-sequence loss on the predictable second half (logits [batch, pos, vocab])."""
+    """Per-sequence mean loss on the predictable second half (logits [batch, pos, vocab])."""
     return data.second_half_nll(patched, rep_tokens, SEQ_LEN).mean(-1)
 
 
 mlp_names = [get_act_name("mlp_out", layer) for layer in range(L)]
-rep_logits, rep_cache = model.run_with_cache(rep_tokens, names_filter=lambda name: name in mlp_names)
+rep_cache = model.run_with_cache(rep_tokens, names_filter=lambda name: name in mlp_names)[1]
 rep_clean_loss = second_half_loss(rep_logits).mean().item()
-# the same tokens' first occurrences (all but the first random token, which follows BOS)
-rep_first_loss = (
-    -rep_logits[:, 1:SEQ_LEN]
-    .float()
-    .log_softmax(-1)
-    .gather(-1, rep_tokens[:, 2 : SEQ_LEN + 1, None])
-    .mean()
-    .item()
-)
-rep_copy_gain = rep_first_loss - rep_clean_loss
-rep_copies = rep_copy_gain >= 1.0  # copying saves at least a nat per token
-glue("rep_first_loss", env.sig(rep_first_loss), display=False)
-glue("rep_clean_loss", env.sig(rep_clean_loss), display=False)
-glue("rep_copy_gain", env.sig(rep_copy_gain), display=False)
-glue("rep_uniform_loss", env.sig(math.log(len(ordinary_ids))), display=False)
-glue(
-    "rep_verdict",
-    "The model copies: the second half is far cheaper than the first."
-    if rep_copies
-    else "The model does not copy: the second half costs about as much as the first (less than a nat per token is "
-    "saved), so there is no copying here for an MLP to carry.",
-    display=False,
-)
-print(
-    f"loss per token on repeated random tokens: first half {env.sig(rep_first_loss)}, second half {env.sig(rep_clean_loss)} "
-    f"(uniform guessing: {env.sig(math.log(len(ordinary_ids)))}); copying saves {env.sig(rep_copy_gain)}"
-)
+second_pos = torch.arange(SEQ_LEN + 1, 2 * SEQ_LEN)  # second-half positions whose logits enter the loss
 
-second_pos = torch.arange(SEQ_LEN + 1, 2 * SEQ_LEN)  # every position whose logits enter the second-half loss
-shifted = {name: rep_cache[name].clone() for name in mlp_names}
-for name in mlp_names:
-    shifted[name][:, second_pos] = rep_cache[name][:, second_pos - SEQ_LEN]
-mlp_patch = (
-    patching.patch_sweep(
-        model, rep_tokens, shifted, "mlp_out", "layer_pos", second_half_loss, positions=second_pos
+
+def mlp_patch_map(offset: int) -> torch.Tensor:
+    """Loss increase [layer, second-half position] when the MLP output at each second-half
+    position p is replaced by the one at position p - offset."""
+    shifted = {name: rep_cache[name].clone() for name in mlp_names}
+    for name in mlp_names:
+        shifted[name][:, second_pos] = rep_cache[name][:, second_pos - offset]
+    return (
+        patching.patch_sweep(
+            model, rep_tokens, shifted, "mlp_out", "layer_pos", second_half_loss, positions=second_pos
+        )
+        - rep_clean_loss
     )
-    - rep_clean_loss
-)
-mlp_patch_max_loss_increase = mlp_patch.max().item()
-# the walkthrough's one exception is the first repeated token
-mlp_patch_max_after_first = mlp_patch[:, 1:].max().item() if len(second_pos) > 1 else float("nan")
-mlp_patch_by_layer = [env.sig(v) for v in mlp_patch.mean(-1).tolist()]
-glue("mlp_patch_max_loss_increase", env.sig(mlp_patch_max_loss_increase), display=False)
-glue("mlp_patch_max_after_first", env.sig(mlp_patch_max_after_first), display=False)
-glue("mlp_patch_by_layer", mlp_patch_by_layer, display=False)
-glue(
-    "mlp_verdict",
-    "Against what copying saves, that is small: the MLP outputs carry little of the copying, as the "
-    "walkthrough found on GPT-2 small (checked: away from the first repeated token, under a quarter of the saving)."
-    if rep_copies
-    else "On a model that does not copy this measures only how much an MLP's output differs between a token's two "
-    "occurrences, not any part in copying: the walkthrough's question cannot be asked of this model.",
-    display=False,
-)
-print(
-    f"MLP output patched from the first half: largest increase of the second-half loss {env.sig(mlp_patch_max_loss_increase)} "
-    f"({env.sig(mlp_patch_max_after_first)} after the first repeated token); "
-    f"mean increase per layer {mlp_patch_by_layer}"
+
+
+mlp_patch = mlp_patch_map(SEQ_LEN)  # the matching first-half position
+mlp_patch_off_by_one = mlp_patch_map(SEQ_LEN + 1)  # the first repeated token gets <bos>'s MLP output
+mlp = {
+    "mlp_patch_max_loss_increase": mlp_patch.max().item(),
+    "mlp_patch_first_pos": mlp_patch[:, 0].max().item(),
+    "mlp_patch_bos_first_pos": mlp_patch_off_by_one[:, 0].max().item(),
+    "mlp_patch_off_by_one_rest": mlp_patch_off_by_one[:, 1:].max().item(),
+}
+mlp["mlp_patch_share_of_gain"] = mlp["mlp_patch_max_loss_increase"] / copying["rep_copy_gain"]
+worst = divmod(int(mlp_patch.argmax()), len(second_pos))
+for name, value in mlp.items():
+    glue(name, env.sig(value), display=False)
+glue("mlp_patch_worst_site", f"MLP{worst[0]} at position {int(second_pos[worst[1]])}", display=False)
+glue("first_second_pos", SEQ_LEN + 1, display=False)
+print({name: env.sig(value) for name, value in mlp.items()}, "worst:", worst)
+display(
+    plots.layer_position_map(
+        mlp_patch, second_pos.tolist(), "loss increase: MLP output patched from the first half", "loss change"
+    )
 )
 plots.layer_position_map(
-    mlp_patch, second_pos.tolist(), "loss increase: MLP output patched from the first half", "loss change"
+    mlp_patch_off_by_one,
+    second_pos.tolist(),
+    "the same, patched from one position earlier (<bos> into the first repeated token)",
+    "loss change",
 )
 
 # %% [markdown]
-# On these sequences the first half costs {glue:text}`rep_first_loss` nats per token and the
-# second half {glue:text}`rep_clean_loss` (guessing uniformly over the vocabulary would cost
-# {glue:text}`rep_uniform_loss`: random words are ungrammatical, and the model is confidently
-# wrong about them, as GPT-2 is on random tokens). Copying saves {glue:text}`rep_copy_gain` nats
-# per token. {glue:text}`rep_verdict`
+# Copying saves {glue:text}`rep_copy_gain` nats per token. Patching one MLP output at one
+# second-half position raises the second-half loss by at most
+# {glue:text}`mlp_patch_max_loss_increase` ({glue:text}`mlp_patch_worst_site`), that is
+# {glue:text}`mlp_patch_share_of_gain` of the saving; at the first repeated token (position
+# {glue:text}`first_second_pos`) by at most {glue:text}`mlp_patch_first_pos`.
 #
-# Patching one MLP output at one second-half position raises the second-half loss by at most
-# {glue:text}`mlp_patch_max_loss_increase`, and by at most {glue:text}`mlp_patch_max_after_first`
-# away from the first repeated token, where the walkthrough found its one exception (mean per
-# layer: {glue:text}`mlp_patch_by_layer`).
-# {glue:text}`mlp_verdict`
+# The walkthrough reports one exception, at the first repeated token. The second map tests a
+# reading of it: a loop that pairs the second half with the first half shifted by one patches
+# the first repeated token with the MLP output at `<bos>`. Done that way, the first repeated
+# token's patch raises the loss by {glue:text}`mlp_patch_bos_first_pos`, while every other
+# position, patched from the wrong token, by at most {glue:text}`mlp_patch_off_by_one_rest`.
+# `<bos>`'s MLP output is unlike any word's (the norms section below shows how large the first
+# position's stream is), so such an exception measures the patch's source, not the MLPs' part in
+# copying.
 
 # %% tags=["remove-cell"]
 check(
     "MLP patching effects are finite and losses non-negative",
-    torch.isfinite(mlp_patch).all() and rep_clean_loss >= 0 and rep_first_loss >= 0,
+    torch.isfinite(mlp_patch).all() and torch.isfinite(mlp_patch_off_by_one).all() and rep_clean_loss >= 0,
 )
-if rep_copies and len(second_pos) > 1:  # the walkthrough's finding, checkable only on a model that copies
+if IS_ORGANISM:  # the walkthrough's finding, on a model that copies (second half >= 2 nats cheaper)
     check(
-        "no MLP patch after the first token costs a quarter of the copying gain",
-        mlp_patch_max_after_first < 0.25 * rep_copy_gain,
-        max_after_first=mlp_patch_max_after_first,
-        copy_gain=rep_copy_gain,
+        "the organism copies: the second half costs at least 2 nats less than the first",
+        copying["rep_copy_gain"] >= 2.0,
+        **copying,
+    )
+    check(
+        "no MLP patch costs a quarter of what copying saves",
+        mlp["mlp_patch_share_of_gain"] < 0.25,
+        **mlp,
+    )
+    check(
+        "patched from <bos>, the first repeated token's loss rises more than from its own first occurrence",
+        mlp["mlp_patch_bos_first_pos"] > mlp["mlp_patch_first_pos"],
+        **mlp,
     )
 
 # %% [markdown]
@@ -929,9 +1329,11 @@ if rep_copies and len(second_pos) > 1:  # the walkthrough's finding, checkable o
 # %%
 published = {
     "largest relative error of the decomposition": "float rounding (exact sum)",
-    "logit lens: final-layer agreement": "1 (by definition)",
+    "KL to the final distribution at the first layer's output: logit lens / tuned lens": "tuned lens lower at every layer (Belrose et al. 2023)",
     "direct logit attribution: relative error of the sum": "float rounding (exact with frozen LN scale)",
     "repeated random tokens: loss on the first half / second half": "13.9 / 0.644 (GPT-2 small, sequences of 50)",
+    "repeated random tokens: second-half top-1 accuracy (chance 1/vocabulary)": "0.93 (GPT-2 small; chance 1/50257)",
+    "best induction score": "0.91 (GPT-2 small L5H5)",
     "MLP-output patching, largest second-half loss increase": "small except at the first repeated token (GPT-2 small)",
     "attribution vs exact patching, heads and MLPs (correlation)": "good for small components, poor for whole residual streams",
 }
@@ -941,22 +1343,30 @@ results = pd.DataFrame(
             "largest relative error of the decomposition",
             f"{decomp_max_rel_err:.0e}" if decomp_max_rel_err > 1e-6 else "< 1e-6",
         ),
-        ("logit lens: final-layer agreement", lens_agreement_by_layer[-1]),
+        (
+            "KL to the final distribution at the first layer's output: logit lens / tuned lens",
+            f"{env.sig(logit_stats['kl'][1])} / {env.sig(tuned_stats['kl'][1])}",
+        ),
         (
             "direct logit attribution: relative error of the sum",
             f"{dla_sum_rel_err:.0e}" if dla_sum_rel_err > 1e-6 else "< 1e-6",
         ),
         (
             "repeated random tokens: loss on the first half / second half",
-            f"{env.sig(rep_first_loss)} / {env.sig(rep_clean_loss)}",
+            f"{env.sig(copying['rep_first_loss'])} / {env.sig(copying['rep_second_loss'])}",
         ),
         (
+            "repeated random tokens: second-half top-1 accuracy (chance 1/vocabulary)",
+            f"{env.sig(copying['rep_second_top1'])} (chance {env.sig(1 / len(ordinary_ids))})",
+        ),
+        ("best induction score", env.sig(copying["top_induction_score"])),
+        (
             "MLP-output patching, largest second-half loss increase",
-            f"{env.sig(mlp_patch_max_loss_increase)}" + ("" if rep_copies else " (the model does not copy)"),
+            env.sig(mlp["mlp_patch_max_loss_increase"]),
         ),
         (
             "attribution vs exact patching, heads and MLPs (correlation)",
-            env.sig(attrib_corr) if len(clean) else "skipped",
+            env.sig(corr["attrib_corr"]) if len(clean) else "skipped",
         ),
     ],
     columns=["metric", MODEL_NAME],
@@ -981,9 +1391,8 @@ results
 #
 # The language's texts are re-tokenized by GPT-2's tokenizer, the agreement prompts become
 # English (`there was a cow named tom . the dogs near the tree` -> ` run` vs ` runs`), and the
-# numbers that need the language's latents (its entropy, the name statistics) are skipped.
-# Expect the decomposition and attribution sums to hold to float precision, logit-lens
-# agreement that stays low through the early layers and rises over the last ones, a first
-# position whose residual norm dwarfs the others (the massive activations that go with attention
-# sinks), and MLP-output patching that changes the loss on repeated tokens little except at the
-# first repeated token, as in the walkthrough.
+# sections that need the language's latents (its entropy, the name statistics, the probes) are
+# skipped with a message. Every other number is computed on the run, and the checks that hold for
+# any model (the decomposition and attribution sums, the construction of the patching, finite
+# values) still run; the claims about the organism are not asserted of a model they were not
+# measured on. The published figures to set beside that run are in the results table above.

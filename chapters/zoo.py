@@ -47,6 +47,7 @@ SAMPLE_TOKENS: int = 48  # how many tokens of each organism's first training row
 # %%
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 from transformers import AutoTokenizer
 
 from lib import env, params, plots, zoo
@@ -100,17 +101,83 @@ for name in zoo.ORGANISMS:
     show(name)
 
 # %% [markdown]
-# `induction-2l` (chapter 'Induction heads') shows the induction phase change: the loss on the
-# repeated half sits on a plateau while neither head has specialised, then falls within a few
-# hundred steps as the layer-0 previous-token head and the layer-1 induction head appear together.
+# ## The induction phase change
+#
+# Induction heads form abruptly (Olsson et al. 2022): the loss on a repeated sequence sits on a
+# plateau, then falls within a short stretch of training as a previous-token head and an
+# induction head appear together. Every organism whose log tracks the best induction score on
+# repeated random tokens shows it below: the step where the score first reaches 0.2, the step
+# where it first reaches 0.7, and the loss on the repeated half just before and after.
+
+# %%
+ONSET, FORMED = 0.2, 0.7  # induction scores: leaving the plateau; a formed induction head
+phase_rows = []
+for name in zoo.ORGANISMS:
+    log = zoo.manifest(name)["training_log"]
+    if "top_induction_score" not in log[0]:
+        continue
+    loss_key = next(k for k in log[0] if k.endswith("loss_second_half"))
+    score = [e["top_induction_score"] for e in log]
+    onset = next((i for i, v in enumerate(score) if v >= ONSET), None)
+    formed = next((i for i, v in enumerate(score) if v >= FORMED), None)
+    before = log[max(onset - 1, 0)] if onset is not None else log[-1]
+    phase_rows.append(
+        {
+            "organism": name,
+            "steps": log[-1]["step"],
+            "score 0.2 at step": log[onset]["step"] if onset is not None else None,
+            "score 0.7 at step": log[formed]["step"] if formed is not None else None,
+            "repeated-half loss before": before[loss_key],
+            "repeated-half loss once formed": log[formed][loss_key] if formed is not None else None,
+        }
+    )
+    display(
+        plots.curves(
+            [e["step"] for e in log],
+            {"best induction score": score, "repeated-half loss (nats)": [e[loss_key] for e in log]},
+            f"{name}: the induction phase change",
+            "step",
+            "",
+        )
+    )
+phase = pd.DataFrame(phase_rows).set_index("organism")
+for name, row in phase.iterrows():
+    key = name.replace("-", "_")
+    glue(f"{key}_onset", row["score 0.2 at step"], display=False)
+    glue(f"{key}_formed", row["score 0.7 at step"], display=False)
+    glue(f"{key}_loss_before", env.sig(row["repeated-half loss before"]), display=False)
+    glue(f"{key}_loss_formed", env.sig(row["repeated-half loss once formed"]), display=False)
+phase
+
+# %% [markdown]
+# `induction-2l` (chapter 'Induction heads') leaves the plateau at step
+# {glue:text}`induction_2l_onset` and has a formed induction head by step
+# {glue:text}`induction_2l_formed`; the loss on the repeated half falls from
+# {glue:text}`induction_2l_loss_before` to {glue:text}`induction_2l_loss_formed` nats.
+# `language-4l`, trained on text with some copying in it, goes through the same change: its
+# score reaches 0.2 at step {glue:text}`language_4l_onset` and 0.7 at step
+# {glue:text}`language_4l_formed`, while its repeated-half loss falls from
+# {glue:text}`language_4l_loss_before` to {glue:text}`language_4l_loss_formed`.
 #
 # `language-4l` (chapter 'Residual stream', and the base model later organisms are fine-tuned
-# from) is logged on fixed held-out texts of the synthetic language: `heldout_loss` is its
+# from) is logged on fixed held-out rows of the synthetic language: `heldout_loss` is its
 # next-token loss and `true_loss` the loss of the generator itself on the same tokens (the
 # language's exact conditional entropy there, computed by `lib.language`), so the gap between the
 # two curves is what the model has not learned. `name_repeat_loss` falls below `name_first_loss`
 # once the model uses the names already in the text (`name_copy_mass`: the share of its
-# probability on names that goes to those), and `agreement_acc` measures subject-verb agreement.
+# probability on names that goes to those), `agreement_acc` measures subject-verb agreement, and
+# `sink1_text` is Gu et al.'s `Sink_1` on 64 tokens of its text.
+
+# %% tags=["remove-cell"]
+for name, row in phase.iterrows():
+    check(
+        f"{name}: the induction head forms abruptly: from score 0.2 to 0.7 within a quarter of training, and "
+        "the repeated-half loss falls by over 2 nats",
+        row.notna().all()
+        and row["score 0.7 at step"] - row["score 0.2 at step"] <= 0.25 * row["steps"]
+        and row["repeated-half loss before"] - row["repeated-half loss once formed"] > 2.0,
+        **row.to_dict(),
+    )
 
 # %% tags=["remove-cell"]
 for name in zoo.ORGANISMS:

@@ -1,6 +1,6 @@
-"""The residual stream as a sum of components: decomposition, logit lens, direct logit
-attribution with the final LayerNorm scale frozen, component mean-ablation, residual norms, and
-subject-verb agreement prompts built from the book's language.
+"""The residual stream as a sum of components: decomposition, direct logit attribution with the
+final LayerNorm scale frozen, component mean-ablation, residual norms, and subject-verb agreement
+prompts built from the book's language (the logit and tuned lenses are in :mod:`lib.lens`).
 
 Introduced in chapter 'Residual stream' (chapters/residual_stream.py).
 
@@ -122,32 +122,6 @@ def decomposition_errors(model: HookedTransformer, tokens: Int[Tensor, "batch po
 
 
 @dataclass
-class Lens:
-    """The logit lens on a batch: row ``l < n_layers`` decodes ``resid_pre`` of layer ``l``,
-    the last row the final ``resid_post`` (which gives the model's own logits)."""
-
-    top1: Int[Tensor, "layer batch pos"]  # the lens's top-1 token
-    logprob_next: Float[Tensor, "layer batch pos_minus_1"]  # its log-prob of the actual next token
-    kl_to_final: Float[Tensor, "layer batch pos"]  # KL(final distribution || lens distribution)
-
-
-def logit_lens(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Lens:
-    """Decode the residual stream entering every layer, and leaving the last, with the final
-    LayerNorm (its scale recomputed from that residual) and the unembedding. One forward pass
-    caching only the residual streams; the vocabulary-sized logits exist for one layer at a time."""
-    names = residual_names(model)
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    final = model.unembed(_final_norm(model)(cache[names[-1]])).float().log_softmax(-1)
-    top1, logprob_next, kl = [], [], []
-    for name in names:
-        logprobs = model.unembed(_final_norm(model)(cache[name])).float().log_softmax(-1)
-        top1.append(logprobs.argmax(-1))
-        logprob_next.append(logprobs[:, :-1].gather(-1, tokens[:, 1:, None].to(logprobs.device))[..., 0])
-        kl.append((final.exp() * (final - logprobs)).sum(-1))
-    return Lens(torch.stack(top1), torch.stack(logprob_next), torch.stack(kl))
-
-
-@dataclass
 class Attribution:
     """Direct logit attribution of a logit difference at each of ``site`` positions: one term per
     component. Without centring, the terms and ``constant`` sum to
@@ -201,8 +175,8 @@ def direct_logit_attribution(
     wrong]))``; the final LayerNorm's bias and ``b_U`` give the constant. Per-head terms are
     contracted with ``W_O`` directly, so no [head, d_model] tensor is built per site.
 
-    ``center=True`` replaces every component ``c`` by ``c - c_mean`` (its mean over the batch and
-    positions, as mean-ablation uses): each term is then minus the *direct* effect of
+    ``center=True`` replaces every component ``c`` by ``c - c_mean`` (its mean over the batch at
+    the same position, as :func:`mean_ablation` uses): each term is then minus the *direct* effect of
     mean-ablating that component (the attention biases and the constant become zero).
     """
     cfg = model.cfg
@@ -224,7 +198,7 @@ def direct_logit_attribution(
         constant = constant + (model.W_U[:, correct] - model.W_U[:, wrong]).T @ ln.b
 
     def at_sites(act: Float[Tensor, "batch pos ..."]) -> Float[Tensor, "site ..."]:
-        return (act - act.mean((0, 1), keepdim=True) if center else act)[b, p]
+        return (act - act.mean(0, keepdim=True) if center else act)[b, p]
 
     def project(act: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, " site"]:
         return einops.einsum(at_sites(act), direction, "s m, s m -> s")
@@ -266,13 +240,14 @@ def mean_ablation(
     logit_positions: list[int] | None = None,
 ) -> tuple[Float[Tensor, "layer head"], Float[Tensor, " mlp_layer"]]:
     """The metric's change when each head's output, and each MLP's output, is replaced at every
-    position by its mean over the batch and positions, one component at a time: the *total*
-    effect of the component. Batched by
-    :func:`lib.patching.patch_sweep`."""
+    position by its mean over the batch *at that position*, one component at a time: the *total*
+    effect of the component. Per-position means keep what every position has in common (position
+    0's output above all, which is unlike any other's) instead of pooling it into one mean.
+    Batched by :func:`lib.patching.patch_sweep`."""
     names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
     names += [get_act_name("mlp_out", layer) for layer in _mlp_layers(model)]
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    means = {name: cache[name].mean((0, 1), keepdim=True).expand_as(cache[name]) for name in names}
+    means = {name: cache[name].mean(0, keepdim=True).expand_as(cache[name]) for name in names}
     clean = metric(logits if logit_positions is None else logits[:, logit_positions]).float().mean()
     heads = (
         patching.patch_sweep(model, tokens, means, "z", "head", metric, logit_positions=logit_positions)

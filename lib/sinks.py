@@ -19,13 +19,14 @@ from lib.hooks import every_layer, reduce_pass
 
 
 def text_stream(seed: int, batch: int, length: int) -> Int[Tensor, "batch length"]:
-    """Rows of the synthetic language (:mod:`lib.language`) that open with one ``<bos>`` and then
-    run text after text with the ``<bos>`` separators between texts removed, so the first token
-    is the only special one."""
-    corpus = language.sample_corpus(seed, batch, length + length // 2 + 8)
-    rows = [row[row != language.BOS_ID][: length - 1] for row in corpus.tokens]
-    if min(len(row) for row in rows) < length - 1:
-        raise ValueError(f"could not fill rows of {length} tokens from the corpus")
+    """Rows of texts of the synthetic language (:mod:`lib.language`; no rows of random words)
+    that open with one ``<bos>`` and then run text after text with the ``<bos>`` separators
+    between texts removed, so the first token is the only special one."""
+    corpus = language.sample_corpus(seed, 2 * batch + 8, length + length // 2 + 8)
+    texts = corpus.tokens[corpus.latents["topic"][:, 1] >= 0]
+    rows = [row[row != language.BOS_ID][: length - 1] for row in texts[:batch]]
+    if len(rows) < batch or min(len(row) for row in rows) < length - 1:
+        raise ValueError(f"could not fill {batch} rows of {length} tokens from the corpus")
     return torch.cat([torch.full((batch, 1), language.BOS_ID, dtype=torch.long), torch.stack(rows)], dim=1)
 
 

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"lib.language", "lib.data"},
     {"lib.zoo", "lib.zoo.recipe", "lib.zoo.registry", "lib.zoo.store", "lib.zoo.training", "lib.models"},
     {"lib.hooks", "lib.patching"},
-    {"lib.attention", "lib.residual", "lib.sinks"},
+    {"lib.attention", "lib.lens", "lib.probes", "lib.residual", "lib.sinks"},
     {"lib.zoo.recipes", "lib.zoo.__main__"},  # recipes log analyses while training; loaded by name only
     {"lib.book"},
 ]
@@ -133,10 +133,8 @@ def uses_module(source: str, module: str) -> bool:
     parts = module.split(".")
     for i in range(2, len(parts) + 1):
         package, name = ".".join(parts[: i - 1]), parts[i - 1]
-        if (
-            re.search(rf"^from {re.escape(package)} import .*\b{name}\b", source, re.M)
-            or f"{package}.{name}." in source
-        ):
+        imported = re.findall(rf"^from {re.escape(package)} import (\([^)]*\)|.*)$", source, re.M)
+        if any(re.search(rf"\b{name}\b", names) for names in imported) or f"{package}.{name}." in source:
             return True
     return False
 

@@ -21,13 +21,23 @@ probabilistic program:
   (``the dog near the old trees runs``; ``the dogs near the old tree run``);
 - **punctuation** ``.`` and ``,`` (after sentence openers like ``then ,`` and between coordinated
   clauses) are tokens;
+- **repetition**: a sentence may be ``again ,`` followed by an earlier sentence of the text word
+  for word (:data:`P_AGAIN`), as when a character repeats what was said: from its second word
+  on, the copy is predictable only by finding the earlier occurrence, as induction heads do;
 - after at least :data:`MIN_SENTENCES` sentences the text may end: the program then emits
   ``<bos>``, which starts the next text when texts are packed into rows.
+
+A row of the training stream is, with probability :data:`P_RANDOM_ROW`, instead ``<bos>`` and
+``N`` random words of the language (``N`` uniform in :data:`RANDOM_PERIOD`) repeated to fill the
+row, the copying task of the induction literature; the ``span`` latent says which tokens were
+copied.
 
 The grammar is unambiguous left to right: every token determines which branch of the program
 produced it, so the program's state after a prefix is a function of the prefix and the topic.
 That makes the exact next-token distribution computable (:func:`true_next_token_logprobs`,
-:func:`true_next_token_probs`). The vocabulary (:data:`VOCAB`) also reserves the tokens of
+:func:`true_next_token_probs`): the program's copies are distributions over the earlier
+sentences that agree with the copy so far, and the row's kind and a random row's period are
+marginalised exactly like the topic. The vocabulary (:data:`VOCAB`) also reserves the tokens of
 formats that later organisms are fine-tuned on: a chat format with harmless and harmful requests
 and a refusal, few-shot word-pair tasks, and a sorting task.
 
@@ -46,7 +56,7 @@ One concept per module, every public name re-exported here (``from lib import la
 
 from lib.language.corpus import Corpus, batches, sample_corpus
 from lib.language.evaluation import EVAL_BATCH, EVAL_SEED, agreement_sites, evaluate
-from lib.language.exact import true_next_token_logprobs, true_next_token_probs
+from lib.language.exact import topic_posterior, true_next_token_logprobs, true_next_token_probs
 from lib.language.formats import (
     HARMFUL_TASKS,
     HARMLESS_TASKS,
@@ -59,7 +69,18 @@ from lib.language.formats import (
     requests,
     sort_prompt,
 )
-from lib.language.latents import LATENTS, MENTIONS, NUMBERS, ROLES, LatentName, Mention, Number, Role
+from lib.language.latents import (
+    LATENTS,
+    MENTIONS,
+    NUMBERS,
+    ROLES,
+    SPANS,
+    LatentName,
+    Mention,
+    Number,
+    Role,
+    Span,
+)
 from lib.language.lexicon import (
     ADJECTIVES,
     ANIMATE_NOUNS,
@@ -96,6 +117,7 @@ from lib.language.program import (
     MAX_SENTENCES,
     MIN_SENTENCES,
     P_ADJECTIVE,
+    P_AGAIN,
     P_AND,
     P_COORDINATE,
     P_END,
@@ -105,8 +127,10 @@ from lib.language.program import (
     P_OPENER,
     P_PLACE,
     P_PREDICATE,
+    P_RANDOM_ROW,
     P_SINGULAR,
     P_SUBJECT_PP,
+    RANDOM_PERIOD,
     TOPIC_SHARE,
 )
 from lib.language.tokenization import speaks_language, tokenizer
@@ -149,14 +173,19 @@ __all__ = [
     "NUMBERS",
     "Mention",
     "MENTIONS",
+    "Span",
+    "SPANS",
     "LatentName",
     "LATENTS",
     # program
+    "P_RANDOM_ROW",
+    "RANDOM_PERIOD",
     "MIN_SENTENCES",
     "MAX_SENTENCES",
     "P_END",
     "P_INTRO",
     "P_OPENER",
+    "P_AGAIN",
     "P_NAME_SUBJECT",
     "P_AND",
     "P_SUBJECT_PP",
@@ -174,6 +203,7 @@ __all__ = [
     "batches",
     "true_next_token_logprobs",
     "true_next_token_probs",
+    "topic_posterior",
     "EVAL_SEED",
     "EVAL_BATCH",
     "agreement_sites",

@@ -15,9 +15,11 @@ from jaxtyping import Int
 from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
-from lib.language.latents import _NONE, LATENTS, LatentName
-from lib.language.lexicon import BOS_ID, ID, TOPICS, WORD_CLASS_OF
-from lib.language.program import _Text
+from lib.language.latents import _NONE, _RANDOM, _RANDOM_COPIED, _TEXT, LATENTS, LatentName
+from lib.language.lexicon import BOS_ID, ID, TOPICS, WORD_CLASS_OF, WORD_IDS
+from lib.language.program import P_RANDOM_ROW, RANDOM_PERIOD, _Text
+
+_BOS_LATENTS = [-1, -1, _NONE, _NONE, _NONE, -1, -1, _TEXT]  # topic .. span of the opening <bos>
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,23 @@ def _sample_text(rng: random.Random, topic: int, max_len: int) -> tuple[list[int
     return tokens, text.latents
 
 
+def _random_row(rng: random.Random, n_ctx: int) -> tuple[list[int], list[list[int]]]:
+    """``<bos>`` then ``N`` random words (``N`` uniform in :data:`RANDOM_PERIOD`) repeated to
+    ``n_ctx`` tokens."""
+    period = rng.randint(*RANDOM_PERIOD)
+    words = [int(WORD_IDS[int(rng.random() * len(WORD_IDS))]) for _ in range(period)]
+    tokens = [BOS_ID] + [words[i % period] for i in range(n_ctx - 1)]
+    span = [_TEXT] + [_RANDOM if i < period else _RANDOM_COPIED for i in range(n_ctx - 1)]
+    return tokens, [[*_BOS_LATENTS[:-1], s, 0] for s in span]
+
+
 def _row(rng: random.Random, n_ctx: int) -> tuple[list[int], list[list[int]]]:
-    """``<bos>`` then texts, each ended by the ``<bos>`` that opens the next, cut at ``n_ctx``.
-    Latents per token, in the order of :data:`LATENTS` after ``word_class``."""
-    tokens, latents, text = [BOS_ID], [[-1, -1, _NONE, _NONE, _NONE, -1, -1, 0]], 0
+    """With probability :data:`P_RANDOM_ROW` a row of repeated random words; else ``<bos>`` then
+    texts, each ended by the ``<bos>`` that opens the next, cut at ``n_ctx``. Latents per token,
+    in the order of :data:`LATENTS` after ``word_class``."""
+    if rng.random() < P_RANDOM_ROW:
+        return _random_row(rng, n_ctx)
+    tokens, latents, text = [BOS_ID], [[*_BOS_LATENTS, 0]], 0
     while len(tokens) < n_ctx:
         topic = min(int(rng.random() * len(TOPICS)), len(TOPICS) - 1)
         words, lats = _sample_text(rng, topic, n_ctx - len(tokens))

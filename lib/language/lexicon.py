@@ -1,8 +1,9 @@
 """The lexicon of the book's synthetic language: its word lists, the vocabulary and token ids,
 and per-id tables (word class, the other number's form).
 
-Every list is fixed: :data:`VOCAB`'s order, and so every token id of every trained organism,
-never changes. Introduced in chapter 'Residual stream' (chapters/residual_stream.py).
+Every list is fixed: :data:`VOCAB`'s order fixes every token id of every trained organism of the
+language (a test pins it; changing it means retraining them all). Introduced in chapter
+'Residual stream' (chapters/residual_stream.py).
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ DETERMINERS = {"the": 0.5, "a": 0.2, "this": 0.05, "some": 0.15, "these": 0.1}
 PREPOSITIONS = ("near", "behind", "under", "beside", "above", "in", "on", "by", "with")
 OPENERS = ("then", "later", "soon", "suddenly")  # sentence openers, followed by ","
 CONJUNCTIONS = {"and": 0.7, "but": 0.3}  # between coordinated clauses, after ","
-FUNCTION_WORDS = ("there", "was", "also", "named")
+FUNCTION_WORDS = ("there", "was", "also", "named", "again")  # "again ," opens a repeated sentence
 SPECIALS = ("<bos>", "<pad>", "<unk>")
 PUNCTUATION = (".", ",")
 

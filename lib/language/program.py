@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterable
 
 import numpy as np
 
-from lib.language.latents import _FIRST, _NONE, _OBJ, _PL, _PP, _REPEAT, _SG, _SUBJ
+from lib.language.latents import _COPIED, _FIRST, _NONE, _OBJ, _PL, _PP, _REPEAT, _SG, _SUBJ, _TEXT
 from lib.language.lexicon import (
     ADJECTIVES,
     ANIMATE_NOUNS,
@@ -39,10 +39,14 @@ from lib.language.lexicon import (
 
 # Probabilities of the program's choices:
 
+P_RANDOM_ROW = 0.1  # a training row is random words repeated, not texts of the language
+RANDOM_PERIOD = (4, 60)  # such a row is <bos> then N words drawn uniformly from WORD_IDS, N uniform
+#                          in this range (inclusive), repeated until the row is full
 MIN_SENTENCES, MAX_SENTENCES = 7, 12  # a text may end after MIN and must end at MAX sentences
 P_END = 0.25  # at each sentence start once the text may end
 P_INTRO = {1: 0.35, 2: 0.2}  # introduce another character, by how many the text already has
 P_OPENER = 0.2  # "then ," etc.
+P_AGAIN = 0.15  # "again ," then an earlier sentence of the text word for word (once one exists)
 P_NAME_SUBJECT = 0.6  # a clause's subject is a character (else a common noun phrase)
 P_AND = 0.25  # "NAME and NAME" (when the text has two characters or more)
 P_SUBJECT_PP = 0.4  # the subject noun takes a prepositional phrase: the attractor
@@ -220,13 +224,15 @@ def _new_name(entities: tuple[int, ...]) -> _Dist:
 
 
 @functools.cache
-def _sentence_start(entities: tuple[int, ...], sentence: int) -> _Dist:
+def _sentence_start(entities: tuple[int, ...], sentence: int, can_repeat: bool) -> _Dist:
     p_end = 1.0 if sentence >= MAX_SENTENCES else P_END if sentence >= MIN_SENTENCES else 0.0
     p_intro = P_INTRO.get(len(entities), 0.0)
-    rest = 1 - P_OPENER - p_intro
+    p_again = P_AGAIN if can_repeat else 0.0
+    rest = 1 - P_OPENER - p_intro - p_again
     return _mix(
         (p_end, _fixed("<bos>")),
         ((1 - p_end) * p_intro, _fixed("there")),
+        ((1 - p_end) * p_again, _fixed("again")),
         ((1 - p_end) * P_OPENER, _uniform(OPENERS)),
         ((1 - p_end) * rest, _clause_start(entities)),
     )
@@ -257,7 +263,10 @@ class _Text:
         self.entities: list[int] = []  # name ids, in order of introduction
         self.sentence = 0
         self.sent_pos = 0
-        self.latents: list[list[int]] = []  # per token: entity, role, number, mention, sent_pos, sentence
+        self.tokens: list[int] = []  # received so far
+        self.repeatable: list[int] = []  # where each sentence a repeat may copy starts in tokens
+        self.latents: list[list[int]] = []  # per token: entity, role, number, mention, sent_pos,
+        #                                     sentence, span
 
     def emit(
         self, tok: int, role: int = _NONE, number: int = _NONE, name: bool = False, first: bool = False
@@ -265,20 +274,27 @@ class _Text:
         entity, mention = (-1, _NONE)
         if name:
             entity, mention = self.entities.index(tok), _FIRST if first else _REPEAT
-        self.latents.append([entity, role, number, mention, self.sent_pos, self.sentence])
+        self.tokens.append(tok)
+        self.latents.append([entity, role, number, mention, self.sent_pos, self.sentence, _TEXT])
         self.sent_pos += 1
 
     def program(self) -> _Program:
         yield from self.introduction((yield _fixed("there")))
         while True:
             self.sentence, self.sent_pos = self.sentence + 1, 0
-            tok = yield _sentence_start(tuple(self.entities), self.sentence)
+            tok = yield _sentence_start(tuple(self.entities), self.sentence, bool(self.repeatable))
             if tok == BOS_ID:  # the end of the text
-                self.latents.append([-1, _NONE, _NONE, _NONE, -1, -1])
+                self.latents.append([-1, _NONE, _NONE, _NONE, -1, -1, _TEXT])
                 return
             if tok == ID["there"]:
                 yield from self.introduction(tok)
                 continue
+            if tok == ID["again"]:
+                self.emit(tok)
+                self.emit((yield _fixed(",")))
+                yield from self.repeat()
+                continue
+            self.repeatable.append(len(self.tokens))
             if tok in _OPENER_IDS:
                 self.emit(tok)
                 self.emit((yield _fixed(",")))
@@ -289,6 +305,25 @@ class _Text:
                 self.emit((yield _conjunctions()))
                 end = yield from self.clause((yield _clause_start(tuple(self.entities))), coordination=False)
             self.emit(end)
+
+    def repeat(self) -> _Program:
+        """An earlier sentence (not an introduction, not a repeat), drawn uniformly, word for word
+        up to its ``.``. Each token's distribution is over the next words of the earlier sentences
+        that agree with the copy so far; a copied token keeps its source's entity, role, number and
+        mention (names are repeats)."""
+        sources, i = list(self.repeatable), 0
+        while True:
+            weights: dict[int, float] = {}
+            for s in sources:
+                weights[self.tokens[s + i]] = weights.get(self.tokens[s + i], 0.0) + 1.0
+            tok = yield _Dist(weights)
+            sources = [s for s in sources if self.tokens[s + i] == tok]
+            entity, role, number, mention, *_ = self.latents[sources[0] + i]
+            self.tokens.append(tok)
+            self.latents.append([entity, role, number, mention, self.sent_pos, self.sentence, _COPIED])
+            self.sent_pos, i = self.sent_pos + 1, i + 1
+            if tok == ID["."]:
+                return
 
     def introduction(self, there: int) -> _Program:
         """``there was [also] a ADJ* NOUN named NAME .`` (``there`` already received)."""

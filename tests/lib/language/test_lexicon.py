@@ -6,9 +6,10 @@ from lib import language as g
 
 
 def test_vocab_is_fixed_and_holds_every_reserved_format():
-    """The word list, and so every token id of every trained organism, never changes."""
-    assert len(g.VOCAB) == len(set(g.VOCAB)) == 447
-    assert hashlib.sha256(" ".join(g.VOCAB).encode()).hexdigest()[:16] == "85d0d2857658ad1b"
+    """The word list, and so every token id of every trained organism, is pinned: a change
+    needs every organism of the language retrained."""
+    assert len(g.VOCAB) == len(set(g.VOCAB)) == 448
+    assert hashlib.sha256(" ".join(g.VOCAB).encode()).hexdigest()[:16] == "7f04bdf0e34f59bc"
     assert g.VOCAB[:3] == ["<bos>", "<pad>", "<unk>"] and g.BOS_ID == 0
     formats = [
         g.chat(g.requests(True)[0], g.REFUSAL),

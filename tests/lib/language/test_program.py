@@ -12,6 +12,11 @@ def words(row):
     return [g.VOCAB[t] for t in row.tolist()]
 
 
+def text_rows(corpus):
+    """Indices of the rows of texts (the rest are rows of repeated random words)."""
+    return (corpus.latents["topic"][:, 1] >= 0).nonzero()[:, 0].tolist()
+
+
 def texts(row_words):
     """(start index, words) of every text in a row, split at <bos>, without the <bos> tokens."""
     starts = [i for i, w in enumerate(row_words) if w == "<bos>"] + [len(row_words)]
@@ -67,14 +72,21 @@ def reference_verbs(row_words):
     found = {}
     for start, ws in texts(row_words):
         ends = [i for i, w in enumerate(ws) if w == "."]
+        repeatable = []  # the text's sentences an "again ," may copy
         for s, e in zip([0] + [x + 1 for x in ends], ends):
             sentence = ws[s : e + 1]
             if sentence[0] == "there":
                 assert sentence[1] == "was" and sentence[-3] == "named" and sentence[-2] in NAMES
                 continue
-            i = 2 if sentence[0] in g.OPENERS else 0
-            if i:
-                assert sentence[1] == ","
+            i = 0
+            if sentence[0] == "again":
+                assert sentence[1] == "," and sentence[2:] in repeatable, sentence
+                i = 2
+            else:
+                repeatable.append(sentence)
+            if sentence[i] in g.OPENERS:
+                assert sentence[i + 1] == ","
+                i += 2
             while True:
                 number, v, attractor = read_clause(sentence, i)
                 verb = sentence[v]
@@ -90,7 +102,8 @@ def reference_verbs(row_words):
 
 
 def test_texts_have_the_intended_length():
-    lengths = [len(ws) for row in g.sample_corpus(3, 64, 1024).tokens for _, ws in texts(words(row))[:-1]]
+    c = g.sample_corpus(3, 64, 1024)
+    lengths = [len(ws) for b in text_rows(c) for _, ws in texts(words(c.tokens[b]))[:-1]]
     mean = sum(lengths) / len(lengths)
     assert 60 <= mean <= 100 and min(lengths) >= 30 and max(lengths) <= 170, (
         mean,
@@ -100,9 +113,10 @@ def test_texts_have_the_intended_length():
 
 
 def test_latents_are_aligned_with_the_tokens(corpus):
-    tokens, lat = corpus.tokens, corpus.latents
-    assert set(lat) == set(g.LATENTS)
-    assert all(v.shape == tokens.shape and not v.is_floating_point() for v in lat.values())
+    assert set(corpus.latents) == set(g.LATENTS)
+    assert all(v.shape == corpus.tokens.shape and not v.is_floating_point() for v in corpus.latents.values())
+    rows = text_rows(corpus)
+    tokens, lat = corpus.tokens[rows], {k: v[rows] for k, v in corpus.latents.items()}
     bos = tokens == g.BOS_ID
     names = lat["word_class"] == g.WORD_CLASSES.index("name")
     assert torch.equal(lat["word_class"], g.WORD_CLASS_OF[tokens]) and torch.equal(
@@ -130,8 +144,8 @@ def test_agreement_holds_in_every_sentence(corpus):
     verb agrees with it, and the latents and agreement_sites say the same."""
     verbs, attractor = g.agreement_sites(corpus)
     checked = attractors = 0
-    for b, row in enumerate(corpus.tokens):
-        found = reference_verbs(words(row))
+    for b in text_rows(corpus):
+        found = reference_verbs(words(corpus.tokens[b]))
         for pos, (number, has_attractor) in found.items():
             assert verbs[b, pos] and g.NUMBERS[corpus.latents["number"][b, pos]] == number
             assert bool(attractor[b, pos]) == has_attractor
@@ -142,8 +156,8 @@ def test_agreement_holds_in_every_sentence(corpus):
 
 def test_names_recur_within_texts(corpus):
     repeats = firsts = 0
-    for b, row in enumerate(corpus.tokens.tolist()):
-        seen: list[int] = []
+    for b in text_rows(corpus):
+        row, seen = corpus.tokens[b].tolist(), []
         for i, tok in enumerate(row):
             if tok == g.BOS_ID:
                 seen = []
@@ -157,3 +171,31 @@ def test_names_recur_within_texts(corpus):
                 repeats += mention == "repeat"
                 firsts += mention == "first"
     assert repeats > 2 * firsts
+
+
+def test_repeated_sentences_copy_an_earlier_sentence(corpus):
+    """Every "again ," opens a span whose tokens and latents (but position) are those of an
+    earlier sentence of the same text."""
+    span, found = corpus.latents["span"], 0
+    for b in text_rows(corpus):
+        row = corpus.tokens[b].tolist()
+        for i in (span[b] == g.SPANS.index("repeat")).nonzero()[:, 0].tolist():
+            if span[b, i - 1] != g.SPANS.index("repeat"):  # the first token of a copy
+                assert row[i - 2 : i] == [g.ID["again"], g.ID[","]]
+                found += 1
+        assert all(
+            g.SPANS[span[b, i]] == "text" for i in range(len(row)) if row[i] in (g.ID["again"], g.BOS_ID)
+        )
+    assert found > 10
+
+
+def test_random_rows_repeat_random_words(corpus):
+    random_rows = (corpus.latents["topic"][:, 1] < 0).nonzero()[:, 0].tolist()
+    assert 1 <= len(random_rows) <= 12  # P_RANDOM_ROW of 48 rows
+    for b in random_rows:
+        row, span = corpus.tokens[b].tolist(), corpus.latents["span"][b].tolist()
+        period = span.count(g.SPANS.index("random"))
+        assert g.RANDOM_PERIOD[0] <= period <= g.RANDOM_PERIOD[1]
+        assert span[1 : period + 1] == [g.SPANS.index("random")] * period
+        assert row[1:] == [row[1 + i % period] for i in range(N_CTX - 1)]
+        assert set(row[1:]) <= set(g.WORD_IDS.tolist())

@@ -1,0 +1,156 @@
+"""lib.probes against slow, obviously correct references: a plain per-layer fit, a Python loop
+over examples, and brute-force counting; on synthetic data whose signal is known (linearly
+separable in one layer, pure noise in another, a function of word identity or independent of it).
+Single-threaded: the problems are tiny, and threads only wait for each other on a busy machine."""
+
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lib import probes
+
+N, D, C = 1200, 12, 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def separable(seed: int, n: int = N) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian features and labels that are the argmax of a random linear map of them."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, D, generator=g)
+    return x, (x @ torch.randn(D, C, generator=g)).argmax(-1)
+
+
+def split(n: int = N) -> torch.Tensor:
+    return torch.arange(n) % 4 != 0  # three quarters train, one quarter held out
+
+
+@pytest.fixture(scope="module")
+def signal_and_noise():
+    """Layer 0 carries the labels, layer 1 is pure noise of another scale and offset."""
+    x, y = separable(0)
+    noise = 5 + 3 * torch.randn(N, D, generator=torch.Generator().manual_seed(1))
+    return torch.stack([x, noise]), y
+
+
+def reference_fit(x, y, train, steps=200, weight_decay=1e-3, lr=0.1):
+    """One layer's probe fitted on its own: standardise, then Adam from zero on the penalised loss."""
+    x, y = x[train].float(), y[train]
+    mean, std = x.mean(0), x.std(0)
+    x = (x - mean) / std
+    weight = torch.zeros(x.shape[1], C, requires_grad=True)
+    bias = torch.zeros(C, requires_grad=True)
+    optimiser = torch.optim.Adam([weight, bias], lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = F.cross_entropy(x @ weight + bias, y) + weight_decay * (weight**2).sum()
+        loss.backward()
+        optimiser.step()
+    return weight.detach(), bias.detach(), mean, std
+
+
+def test_a_probe_reads_the_layer_with_the_signal_and_not_the_noise(signal_and_noise):
+    features, y = signal_and_noise
+    train = split()
+    fitted = probes.fit_probes(features, y, C, train)
+    accuracy = fitted.accuracy(features[:, ~train], y[~train])
+    chance = Counter(y[~train].tolist()).most_common(1)[0][1] / (~train).sum().item()
+    assert accuracy.shape == (2,)
+    assert accuracy[0] > 0.9
+    assert abs(accuracy[1].item() - chance) < 0.1, (accuracy, chance)
+
+
+def test_the_batched_fit_equals_fitting_each_layer_on_its_own(signal_and_noise):
+    features, y = signal_and_noise
+    train = split()
+    fitted = probes.fit_probes(features, y, C, train, steps=60)
+    for l in range(2):
+        alone = probes.fit_probes(features[l : l + 1], y, C, train, steps=60)
+        weight, bias, mean, std = reference_fit(features[l], y, train, steps=60)
+        for got in (fitted.weight[l], alone.weight[0]):
+            torch.testing.assert_close(got, weight, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fitted.bias[l], bias, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fitted.mean[l], mean)
+        torch.testing.assert_close(fitted.std[l], std)
+        assert torch.equal(fitted.predict(features)[l], alone.predict(features[l : l + 1])[0])
+
+
+def test_predict_and_accuracy_match_a_loop_over_examples(signal_and_noise):
+    features, y = signal_and_noise
+    fitted = probes.fit_probes(features, y, C, split(), steps=20)
+    predicted = fitted.predict(features)
+    for l in range(2):
+        for i in range(0, N, 97):
+            x = (features[l, i] - fitted.mean[l]) / fitted.std[l]
+            assert predicted[l, i] == (x @ fitted.weight[l] + fitted.bias[l]).argmax()
+        expected = sum(int(predicted[l, i] == y[i]) for i in range(N)) / N
+        assert fitted.accuracy(features, y)[l].item() == pytest.approx(expected)
+
+
+def test_the_fit_runs_in_float32_whatever_the_input_dtype(signal_and_noise):
+    features, y = signal_and_noise
+    fitted = probes.fit_probes(features.to(torch.bfloat16), y, C, split(), steps=5)
+    assert fitted.weight.dtype == fitted.mean.dtype == torch.float32
+    assert fitted.predict(features.double()).shape == (2, N)
+
+
+def skewed_labels(n: int, seed: int) -> torch.Tensor:
+    return torch.multinomial(
+        torch.tensor([0.6, 0.3, 0.1]), n, replacement=True, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def test_control_labels_are_a_function_of_word_type_drawn_from_the_label_distribution():
+    n, n_types = 20000, 4000
+    word_ids = torch.randint(0, n_types, (n,), generator=torch.Generator().manual_seed(2)) * 7 + 3
+    labels = skewed_labels(n, 3)
+    control = probes.control_labels(word_ids, labels, C, seed=4)
+    by_type: dict[int, set[int]] = {}
+    for w, c in zip(word_ids.tolist(), control.tolist()):
+        by_type.setdefault(w, set()).add(c)
+    assert all(len(cs) == 1 for cs in by_type.values())
+    per_type = Counter(next(iter(cs)) for cs in by_type.values())
+    real = Counter(labels.tolist())
+    for k in range(C):
+        assert abs(per_type[k] / len(by_type) - real[k] / n) < 0.03, (per_type, real)
+    assert torch.equal(control, probes.control_labels(word_ids, labels, C, seed=4))
+    assert not torch.equal(control, probes.control_labels(word_ids, labels, C, seed=5))
+
+
+def test_a_control_task_is_solved_by_memorising_word_identity():
+    """Features that are a word's embedding plus a little noise: the task (a function of the word)
+    and the control task are both solved, so selectivity is near zero."""
+    g = torch.Generator().manual_seed(6)
+    n_types = 20
+    word_ids = torch.randint(0, n_types, (N,), generator=g)
+    features = (torch.randn(n_types, D, generator=g)[word_ids] + 0.05 * torch.randn(N, D, generator=g))[None]
+    labels = torch.randint(0, C, (n_types,), generator=g)[word_ids]
+    result = probes.selectivity(features, labels, word_ids, C, split(), seed=7)
+    assert result["task"][0] > 0.9 and result["control"][0] > 0.9
+    assert abs(result["selectivity"][0]) < 0.1
+
+
+def test_a_probe_of_a_feature_independent_of_word_identity_is_selective():
+    """Labels read off Gaussian features that carry nothing about the (random) word ids: the
+    task is solved, the control task only at chance."""
+    features, labels = separable(8)
+    word_ids = torch.randint(0, 30, (N,), generator=torch.Generator().manual_seed(9))
+    train = split()
+    result = probes.selectivity(features[None], labels, word_ids, C, train, seed=10)
+    assert set(result) == {"task", "control", "selectivity", "majority"}
+    assert result["task"][0] > 0.9
+    assert result["selectivity"][0] > 0.3
+    most_frequent = Counter(labels[train].tolist()).most_common(1)[0][0]
+    held_out = labels[~train].tolist()
+    assert result["majority"].item() == pytest.approx(
+        sum(y == most_frequent for y in held_out) / len(held_out)
+    )
+    assert result["majority"].ndim == 0
