@@ -82,7 +82,7 @@ env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
 IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
 CHECK_BANDS = MODEL_NAME == "induction-2l"  # the default organism: the check cells' tolerance bands apply
-SPEAKS_GRAMMAR = language.speaks_language(model)  # the language organism
+SPEAKS_LANGUAGE = language.speaks_language(model)  # the language organism
 bos = model.tokenizer.bos_token_id
 ordinary = data.ordinary_tokens(model)
 print(models.describe(MODEL_NAME, model, len(ordinary)))
@@ -166,7 +166,7 @@ if CHECK_BANDS:
 plain_inputs = {
     "random tokens without repeats": data.distinct_tokens(ordinary, bos, PLAIN_LEN, BATCH, SEED + 1)
 }
-if SPEAKS_GRAMMAR:
+if SPEAKS_LANGUAGE:
     plain_inputs["text"] = sinks.text_stream(SEED, BATCH, PLAIN_LEN)
 elif not IS_ORGANISM:
     plain_inputs["text"] = sinks.retokenize(model, sinks.text_stream(SEED, BATCH, PLAIN_LEN + 1), PLAIN_LEN)
@@ -494,60 +494,69 @@ if CHECK_BANDS:  # the organism's sink follows the BOS token
     )
 
 # %% [markdown]
-# ## A model without a sink
+# ## The language organism: copying and sinks in a model with MLPs
 #
 # The sink is learned, not built in. The book's language organism, `language-4l` (four layers
-# with MLPs, trained briefly on the synthetic language), makes a useful contrast: below we look
-# for its induction heads on repeated random words and measure `Sink_1` on its own text. This
-# section runs when the chapter's model is the induction organism.
+# with MLPs, trained on the synthetic language, with repeated sentences and rows of repeated
+# random words in its data), is the second case: below we find its induction heads on repeated
+# random words and measure `Sink_1` on its own text and on random words without repeats, the
+# input Gu et al. measure on. A head that spread its attention uniformly would give the first of
+# 64 tokens an importance of about 0.07, under the 0.3 threshold, so `Sink_1` is 0% for a model
+# without a sink. This section runs when the chapter's model is the induction organism.
 
 # %%
-if IS_ORGANISM and not SPEAKS_GRAMMAR:
+if IS_ORGANISM and not SPEAKS_LANGUAGE:
     other = models.load_model("language-4l", DEVICE, DTYPE)
     other_repeated = data.repeated_tokens(language.WORD_IDS, language.BOS_ID, SEQ_LEN, BATCH, SEED)
-    other_induction = attention.head_scores(other, other_repeated, ("induction",))["induction"]
-    other_text = sinks.text_stream(SEED, BATCH, PLAIN_LEN)
-    other_importance = sinks.token_importance(other, other_text)
-    other_sink1 = sinks.sink_rate(other_importance)
-    glue("other_top_induction", env.sig(other_induction.max().item()), display=False)
-    glue("other_sink1_pct", env.sig(other_sink1), display=False)
-    glue("other_top_first_importance", env.sig(other_importance[..., 0].max().item()), display=False)
-    print(
-        f"language-4l: top induction score {env.sig(other_induction.max().item())}; Sink_1 on its text {env.sig(other_sink1)}%; "
-        f"largest first-token importance {env.sig(other_importance[..., 0].max().item())}"
-    )
-    display(
-        plots.head_heatmap(
-            other_importance[..., 0], "language-4l: first-token importance per head (its text)", zmax=1.0
+    other_scores = attention.head_scores(other, other_repeated, ("previous", "induction"))
+    other_inputs = {
+        "its text": sinks.text_stream(SEED, BATCH, PLAIN_LEN),
+        "random words without repeats": data.distinct_tokens(
+            language.WORD_IDS, language.BOS_ID, PLAIN_LEN, BATCH, SEED + 1
+        ),
+    }
+    other_importance = {kind: sinks.token_importance(other, t) for kind, t in other_inputs.items()}
+    other_sink1 = {kind: sinks.sink_rate(imp) for kind, imp in other_importance.items()}
+    other_facts = {
+        "other_top_induction": other_scores["induction"].max().item(),
+        "other_top_prev": other_scores["previous"].max().item(),
+        "other_sink1_text": other_sink1["its text"],
+        "other_sink1_random": other_sink1["random words without repeats"],
+        "other_top_first_importance": max(imp[..., 0].max().item() for imp in other_importance.values()),
+    }
+    for name, value in other_facts.items():
+        glue(name, env.sig(value), display=False)
+    glue("other_n_heads", other.cfg.n_layers * other.cfg.n_heads, display=False)
+    print({name: env.sig(value) for name, value in other_facts.items()})
+    for kind, imp in other_importance.items():
+        display(
+            plots.head_heatmap(
+                imp[..., 0], f"language-4l: first-token importance per head ({kind})", zmax=1.0
+            )
         )
-    )
 else:
     print(
         "this section compares the induction organism with language-4l; it runs when MODEL_NAME is induction-2l"
     )
 
 # %% [markdown]
-# On the default run, `language-4l`'s best induction score on repeated random words is
-# {glue:text}`other_top_induction`, far below the 0.4 threshold, and on its own text no head gives
-# the first token an importance above 0.3 (`Sink_1` = {glue:text}`other_sink1_pct`%; the largest
-# is {glue:text}`other_top_first_importance`). Whatever it uses to predict repeated names, it is
-# not a head that copies arbitrary repeated words, and it has not learned to park on the first
-# token. Gu et al. report that the sink emerges only after effective optimisation on sufficient
-# training data. The chapter's default model is therefore the induction organism, with random
-# tokens without repeats as its plain input.
+# `language-4l`'s best induction score on repeated random words is
+# {glue:text}`other_top_induction` and its best previous-token score
+# {glue:text}`other_top_prev`. Of its {glue:text}`other_n_heads` heads, `Sink_1` finds
+# {glue:text}`other_sink1_text`% with a first-token importance above 0.3 on its own text and
+# {glue:text}`other_sink1_random`% on random words without repeats; the largest first-token
+# importance is {glue:text}`other_top_first_importance`. Gu et al. report 70.29% (GPT2-XL) to
+# 91.23% (LLaMA3-8B) on random tokens, and 18.18% for a 60M-parameter model trained in their
+# controlled setting; the sink, they find, emerges only after effective optimisation on enough
+# data.
 
 # %% tags=["remove-cell"]
-if IS_ORGANISM and not SPEAKS_GRAMMAR:
+if IS_ORGANISM and not SPEAKS_LANGUAGE:
     check(
         "the other organism's scores are in range",
-        0 <= other_induction.max() <= 1 and 0 <= other_sink1 <= 100,
-    )
-if CHECK_BANDS:  # the prose's claims; should they fail, language-4l may now be the better default
-    check(
-        "the language organism has no induction head and no sink",
-        other_induction.max() < 0.4 and other_sink1 == 0,
-        top_induction=other_induction.max(),
-        sink1=other_sink1,
+        all(0 <= other_scores[k].min() and other_scores[k].max() <= 1 + 1e-4 for k in other_scores)
+        and all(0 <= v <= 100 for v in other_sink1.values()),
+        **other_facts,
     )
 
 # %% [markdown]
@@ -567,7 +576,7 @@ if CHECK_BANDS:  # the prose's claims; should they fail, language-4l may now be 
 # the attention it displaces, not from information it hides.
 
 # %%
-if SPEAKS_GRAMMAR:
+if SPEAKS_LANGUAGE:
     own_inputs = sinks.text_stream(SEED + 2, BATCH, window_len)
 elif IS_ORGANISM:
     own_inputs = data.induction_batch(

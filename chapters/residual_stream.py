@@ -54,11 +54,12 @@ MODEL_NAME: str = (
 DEVICE: str = "auto"  # auto, cpu or cuda
 DTYPE: str = "float32"  # float32, float16 or bfloat16
 SEED: int = 0  # seed of the text rows, the agreement prompts and the random tokens
-BATCH: int = 32  # rows of the synthetic language's text
-N_CTX: int = 128  # tokens per row of text (at most the model's context)
-N_PROMPTS: int = 64  # subject-verb agreement prompts (fewer may survive a subword tokenizer)
-SEQ_LEN: int = 30  # length of each half of the repeated random tokens (MLP patching)
-REP_BATCH: int = 8  # number of repeated-token sequences
+BATCH: int = 32  # rows of text, 8-64 (probes and the tuned lens fit on 3/4 of them, scored on the rest)
+N_CTX: int = 128  # tokens per row, 64 to the model's context (a text averages ~77 words: subjects,
+#                   verbs and repeated names need room)
+N_PROMPTS: int = 64  # subject-verb agreement prompts, 16-256 (fewer may survive a subword tokenizer)
+SEQ_LEN: int = 30  # length of each half of the repeated random words, 10 to (context - 1) / 2
+REP_BATCH: int = 8  # number of repeated-word sequences, 4-64 (copying is measured over all of them)
 
 # %%
 import math
@@ -94,11 +95,11 @@ if config.attn_only:
         f"MODEL_NAME={MODEL_NAME!r} is attention-only; this chapter needs a model with MLPs "
         f"(e.g. language-4l or gpt2-small)"
     )
-params.check_int("BATCH", BATCH, 1)
-params.check_int("N_CTX", N_CTX, 8, config.n_ctx)
-params.check_int("N_PROMPTS", N_PROMPTS, 4)
-params.check_int("SEQ_LEN", SEQ_LEN, 2, (config.n_ctx - 1) // 2)
-params.check_int("REP_BATCH", REP_BATCH, 1)
+params.check_int("BATCH", BATCH, 8, 64)
+params.check_int("N_CTX", N_CTX, 64, config.n_ctx)
+params.check_int("N_PROMPTS", N_PROMPTS, 16, 256)
+params.check_int("SEQ_LEN", SEQ_LEN, 10, (config.n_ctx - 1) // 2)
+params.check_int("REP_BATCH", REP_BATCH, 4, 64)
 env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
 IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
@@ -186,11 +187,10 @@ if IS_ORGANISM:
             title=f"{MODEL_NAME}: next-token loss by kind of token on this chapter's rows, beside the language's",
         )
     )
-    not_names = by_kind[~by_kind["next token"].str.startswith("name")]
-    worst_other = not_names.loc[not_names["gap"].idxmax()]
+    worst = by_kind.loc[by_kind["gap"].idxmax()]
     repeat_gap = by_kind.set_index("next token").loc["name, repeat", "gap"]
-    glue("max_other_gap", float(worst_other["gap"]), display=False)
-    glue("max_other_gap_kind", worst_other["next token"], display=False)
+    glue("max_gap", float(worst["gap"]), display=False)
+    glue("max_gap_kind", worst["next token"], display=False)
     glue("name_repeat_gap", float(repeat_gap), display=False)
     glue("n_names", len(language.NAMES), display=False)
     glue("one_in_names", env.sig(1 / len(language.NAMES)), display=False)
@@ -207,10 +207,10 @@ else:
 # On held-out rows the organism's loss is {glue:text}`heldout_loss` nats per token; the
 # language's true entropy on the same tokens is {glue:text}`true_entropy`. The gap is what the
 # organism has not learned, and the table (and figure) of this chapter's rows say where it is.
-# Outside names, the largest gap between the model and the language is
-# {glue:text}`max_other_gap` nats, where the next token is of kind {glue:text}`max_other_gap_kind`
-# (in the table, a next token `<bos>` means that a text ends there). Names are the
-# interesting case. A character's first mention is a fresh draw from the pool of names (held-out
+# No kind of token is more than {glue:text}`max_gap` nats from the language; that largest gap is
+# where the next token is of kind {glue:text}`max_gap_kind` (in the table, a next token `<bos>`
+# means that a text ends there). Copies are cheap for the language: once a repeated sentence
+# has started, its source is usually certain. Names are the interesting case. A character's first mention is a fresh draw from the pool of names (held-out
 # loss {glue:text}`name_first_loss`), but a repeat can only be predicted by copying a name from
 # earlier in the text. The organism copies, imperfectly: its held-out loss on repeats is
 # {glue:text}`name_repeat_loss` where the language's is {glue:text}`name_repeat_true_loss`, and at
@@ -288,10 +288,10 @@ if IS_ORGANISM:
         **lm,
     )
     check(
-        "repeated names are where the model falls furthest short of the generator",
-        worst_other["gap"] < 0.5 and repeat_gap >= worst_other["gap"],
-        repeat_gap=repeat_gap,
-        worst_other=worst_other["gap"],
+        "no kind of token is 0.5 nats or more from the language",
+        worst["gap"] < 0.5,
+        worst_gap=worst["gap"],
+        kind=worst["next token"],
     )
     check(
         "the model copies names imperfectly: over 0.1 nats above the generator at repeats",
@@ -337,19 +337,21 @@ if IS_ORGANISM:
         return (nll * repeat_weight).sum()
 
     name_ablation, _ = residual.mean_ablation(model, tokens, repeat_name_loss)  # [layer, head]
-    copy_head = divmod(int(name_ablation.argmax()), H)
+    name_head = divmod(int(name_mass.argmax()), H)
     names_mech = {
         "repeat_loss_clean": repeat_name_loss(logits).item(),
-        "copy_head_ablation": name_ablation[copy_head].item(),
-        "copy_head_name_mass": name_mass[copy_head].item(),
-        "copy_head_induction_mass": induction_mass[copy_head].item(),
-        "max_name_mass": name_mass.max().item(),
-        "second_ablation": name_ablation.flatten().sort(descending=True).values[1].item(),
+        "name_mass_total": name_mass.sum().item(),
+        "induction_mass_total": induction_mass.sum().item(),
+        "name_head_mass": name_mass[name_head].item(),
+        "name_head_induction_mass": induction_mass[name_head].item(),
+        "name_head_ablation": name_ablation[name_head].item(),
+        "layer0_min_ablation": name_ablation[0].min().item(),
+        "later_max_ablation": name_ablation[1:].max().item(),
     }
     for name, value in names_mech.items():
         glue(name, env.sig(value), display=False)
-    glue("copy_head", f"L{copy_head[0]}H{copy_head[1]}", display=False)
-    print({name: env.sig(value) for name, value in names_mech.items()}, "copy head", copy_head)
+    glue("name_head", f"L{name_head[0]}H{name_head[1]}", display=False)
+    print({name: env.sig(value) for name, value in names_mech.items()}, "name head", name_head)
     display(
         plots.head_heatmap(
             name_mass, "attention to earlier names of the text, before a repeated name", zmax=1.0
@@ -363,35 +365,50 @@ if IS_ORGANISM:
     )
     example = int(at_repeat.sum(-1).argmax())  # the row with the most repeated names
     display(
-        cv.attention.attention_patterns(
+        cv.attention.attention_heads(
             tokens=model.to_str_tokens(tokens[example]),
-            attention=patterns["pattern", copy_head[0]][example, copy_head[1] : copy_head[1] + 1],
-            attention_head_names=[f"L{copy_head[0]}H{copy_head[1]}"],
+            attention=patterns["pattern", name_head[0]][example, name_head[1] : name_head[1] + 1]
+            .float()
+            .cpu(),
+            attention_head_names=[f"L{name_head[0]}H{name_head[1]}"],
         )
     )
 else:
     print("skipped: finding the repeated names needs the language's latents")
 
 # %% [markdown]
-# Before a repeated name, the head whose ablation costs most is {glue:text}`copy_head`: the loss
-# on repeated names rises from {glue:text}`repeat_loss_clean` to {glue:text}`repeat_loss_clean` +
-# {glue:text}`copy_head_ablation` nats without it (the next head: +{glue:text}`second_ablation`).
-# It puts {glue:text}`copy_head_name_mass` of its attention on the names already in the text and
-# {glue:text}`copy_head_induction_mass` on induction targets: it copies names from context by
-# attending to them, not by induction. The pattern above (hover over a token to see where the
-# head looks from it) is that head on the row with the most repeated names.
+# Summed over heads, the attention paid before a repeated name to the names already in the text is
+# {glue:text}`name_mass_total`, against {glue:text}`induction_mass_total` to induction targets:
+# the model mostly looks the names up, rather than recalling what followed the current token
+# last time. The head that looks most is {glue:text}`name_head`, with
+# {glue:text}`name_head_mass` of its attention on the text's names (and
+# {glue:text}`name_head_induction_mass` on induction targets). It sits in layer 0, where no head
+# can be an induction head (there is no earlier layer to tell it what preceded each token), so
+# this is direct attention to names, which the token embeddings alone make possible. Ablation
+# is a blunter tool here: mean-ablating it raises the loss on repeated names from
+# {glue:text}`repeat_loss_clean` by {glue:text}`name_head_ablation` nats, but every layer-0 head's
+# ablation costs at least {glue:text}`layer0_min_ablation` and no later head's more than
+# {glue:text}`later_max_ablation`: whatever a layer-0 head writes, every later layer reads, so
+# its ablation says how much is built on it, not what it computes. The pattern above (hover over
+# a token to see where the head looks from it) is that head on the row with the most repeated
+# names.
 
 # %% tags=["remove-cell"]
 if IS_ORGANISM:
     check(
-        "the most needed head for repeated names attends to the text's names, not to induction targets",
-        names_mech["copy_head_name_mass"] > 0.5
-        and names_mech["copy_head_name_mass"] > 2 * names_mech["copy_head_induction_mass"],
+        "before a repeated name, heads attend more to the text's names than to induction targets",
+        names_mech["name_mass_total"] > names_mech["induction_mass_total"],
         **names_mech,
     )
     check(
-        "ablating it costs over a nat at repeated names",
-        names_mech["copy_head_ablation"] > 1.0,
+        "the head that attends most to names is in layer 0",
+        name_head[0] == 0,
+        name_head=name_head,
+        **names_mech,
+    )
+    check(
+        "every layer-0 head's ablation costs more at repeated names than any later head's",
+        names_mech["layer0_min_ablation"] > names_mech["later_max_ablation"],
         **names_mech,
     )
 
@@ -401,7 +418,8 @@ if IS_ORGANISM:
 # Natural text repeats itself, and language models learn to copy: *induction heads* attend from
 # a token to whatever followed its previous occurrence (chapter 'Induction heads'). The
 # language has repetition too (a sentence may be `again ,` and an earlier sentence word for
-# word) and a tenth of the training rows are random words of the language repeated. The
+# word) and a share {glue:text}`p_random_row` of the training rows are random words of the
+# language repeated. The
 # standard test: `<bos>`, then `SEQ_LEN` random words, then the same words again. For every
 # head, the *induction score* is its mean attention from a second-half token to the token after
 # that token's first occurrence, and the *previous-token score* its mean attention to the
@@ -433,6 +451,7 @@ glue("induction_head", f"L{induction_head[0]}H{induction_head[1]}", display=Fals
 glue("prev_head", f"L{prev_head[0]}H{prev_head[1]}", display=False)
 glue("rep_uniform_loss", env.sig(math.log(len(ordinary_ids))), display=False)
 glue("rep_chance_top1", env.sig(1 / len(ordinary_ids)), display=False)
+glue("p_random_row", language.P_RANDOM_ROW, display=False)
 print(
     {name: env.sig(value) for name, value in copying.items()}
     | {"induction head": induction_head, "previous-token head before it": prev_head}
@@ -445,9 +464,11 @@ display(plots.head_heatmap(head_score["previous"], f"{MODEL_NAME}: previous-toke
 # words: {glue:text}`rep_uniform_loss`) the model falls to {glue:text}`rep_second_loss` in the
 # second, and its top guess is the right word in {glue:text}`rep_second_top1` of the predictable
 # second-half positions (chance: {glue:text}`rep_chance_top1`). The best induction head is
-# {glue:text}`induction_head` (score {glue:text}`top_induction_score`), and an earlier layer has a
-# previous-token head, {glue:text}`prev_head` (score {glue:text}`prev_token_score`): the
-# two-layer circuit of the induction chapter, grown inside a model trained on text. On GPT-2
+# {glue:text}`induction_head` (score {glue:text}`top_induction_score`), and the best
+# previous-token head in an earlier layer is {glue:text}`prev_head` (score
+# {glue:text}`prev_token_score`; a head attending uniformly would score about 0.07 on these
+# lengths): the two-layer circuit of the induction chapter, grown inside a model trained on text,
+# with a previous-token head much less sharp than the induction chapter's. On GPT-2
 # small the same test gives 0.91 for the best induction head (layer 5 head 5, 50 tokens per
 # half) and top-1 accuracy 0.93 on the second half (the induction chapter's sources).
 
@@ -465,9 +486,10 @@ if IS_ORGANISM:  # the organism's targets (zoo appendix): it copies with an indu
         **copying,
     )
     check(
-        "an induction head (score >= 0.7) with a previous-token head (>= 0.7) in an earlier layer",
+        "an induction head (score >= 0.7), and the best previous-token head before its layer is in an earlier layer "
+        "and well above a uniform head's score (>= 0.3)",
         copying["top_induction_score"] >= 0.7
-        and copying["prev_token_score"] >= 0.7
+        and copying["prev_token_score"] >= 0.3
         and induction_head[0] > 0,
         induction_head=induction_head,
         prev_head=prev_head,
@@ -612,7 +634,7 @@ check(
 # layer for three latents the generator records at every token: the **number of the coming verb**
 # at the tokens of a subject (the label the verb must agree with, several tokens before it), the
 # **topic** of the text at every word, and the **entity** (first, second or third character of
-# the text) at every repeated name. Probes are trained on the first three quarters of the rows
+# the text) at every name. Probes are trained on the first three quarters of the rows
 # and scored on the rest. A probe can also succeed by memorising word identity, so each task has a
 # Hewitt and Liang (2019) *control task*: every word type gets a random label drawn from the
 # task's label distribution, and *selectivity* is task accuracy minus control accuracy. The
@@ -643,7 +665,7 @@ if IS_ORGANISM:
     tasks = {
         "coming verb's number": (coming >= 0, coming, 2),
         "topic": (in_text & (lat["topic"] >= 0), lat["topic"], len(language.TOPICS)),
-        "entity": (in_text & (lat["mention"] == 2), lat["entity"], 3),
+        "entity": (in_text & (lat["mention"] > 0), lat["entity"], 3),
     }
     probe_rows = []
     for task, (where, label, n_classes) in tasks.items():
@@ -691,6 +713,9 @@ if IS_ORGANISM:
         "entity_best_acc": by_task["entity"]["accuracy"].max(),
         "entity_best_sel": by_task["entity"]["selectivity"].max(),
         "entity_majority": by_task["entity"]["majority"].iloc[0],
+        "number_majority": by_task["coming verb's number"]["majority"].iloc[0],
+        "number_embed_control": by_task["coming verb's number"]["control"].iloc[0],
+        "topic_majority": by_task["topic"]["majority"].iloc[0],
     }
     for name, value in probe_facts.items():
         glue(name, env.sig(value), display=False)
@@ -720,19 +745,20 @@ else:
 
 # %% [markdown]
 # The coming verb's number is decodable from the subject's tokens with held-out accuracy up to
-# {glue:text}`number_best_acc` (at the embedding, {glue:text}`number_embed_acc`: the noun's form
-# gives it away; selectivity up to {glue:text}`number_best_sel`, best at
-# {glue:text}`number_best_stage`). The topic probe reaches {glue:text}`topic_best_acc`; the
+# {glue:text}`number_best_acc` (majority label: {glue:text}`number_majority`), and selectivity up
+# to {glue:text}`number_best_sel`, best at {glue:text}`number_best_stage`. At the embedding, which
+# knows only the token itself, the task probe reaches {glue:text}`number_embed_acc` and the control
+# task {glue:text}`number_embed_control`: there a probe can do no better than memorise words. The
+# topic probe reaches {glue:text}`topic_best_acc` (majority {glue:text}`topic_majority`), while the
 # generator's own posterior, the best any reader of these tokens can do, names the true topic in
-# {glue:text}`topic_bayes_acc` of the same tokens. Beyond accuracy, the probe's probabilities come
-# close to the posterior: their total-variation distance is, by stage,
-# {glue:text}`topic_tv_by_stage` (0 would be the posterior itself). Which character a repeated
-# name is (first, second or third of its text) is decoded with accuracy up to
-# {glue:text}`entity_best_acc`, where always guessing the commonest answers
-# {glue:text}`entity_majority`; its selectivity, up to {glue:text}`entity_best_sel`, is high
-# because a name's identity says nothing about its order of introduction in this text. Hewitt
-# and Liang report, for part-of-speech probes on ELMo, accuracy above 0.8 with control accuracy
-# near 0.4 for an MLP probe.
+# {glue:text}`topic_bayes_acc` of the same tokens: a linear read-out of one position recovers part
+# of what the text says about its topic. The probe's probabilities approach the posterior with
+# depth: their total-variation distance is, by stage, {glue:text}`topic_tv_by_stage` (0 would be
+# the posterior itself). Which character a name is (first, second or third of its text) is decoded
+# with accuracy up to {glue:text}`entity_best_acc` (majority {glue:text}`entity_majority`), with
+# selectivity up to {glue:text}`entity_best_sel` (below zero, memorising each name's random
+# control label is easier for a linear probe than reading the name's order of introduction). Hewitt and Liang report, for part-of-speech
+# probes on ELMo, accuracy above 0.8 with control accuracy near 0.4 for an MLP probe.
 
 # %% tags=["remove-cell"]
 if IS_ORGANISM:
@@ -741,9 +767,9 @@ if IS_ORGANISM:
         probe_table[["accuracy", "control", "majority"]].stack().between(0, 1).all(),
     )
     check(
-        "the coming verb's number and the topic are decodable above the majority label",
-        probe_facts["number_best_acc"] > by_task["coming verb's number"]["majority"].iloc[0] + 0.2
-        and probe_facts["topic_best_acc"] > by_task["topic"]["majority"].iloc[0] + 0.2,
+        "the coming verb's number and the topic are decodable well above the majority label (+0.15, +0.1)",
+        probe_facts["number_best_acc"] > probe_facts["number_majority"] + 0.15
+        and probe_facts["topic_best_acc"] > probe_facts["topic_majority"] + 0.1,
         **probe_facts,
     )
     check(
@@ -754,12 +780,6 @@ if IS_ORGANISM:
     check(
         "the topic probe is closer to the posterior somewhere past the embedding",
         probe_facts["topic_best_tv"] < probe_facts["topic_embed_tv"],
-        **probe_facts,
-    )
-    check(
-        "the entity probe is selective (> 0.2) and above the majority label",
-        probe_facts["entity_best_sel"] > 0.2
-        and probe_facts["entity_best_acc"] > probe_facts["entity_majority"],
         **probe_facts,
     )
 
@@ -931,12 +951,11 @@ px.scatter(
 # Mean-ablation removes everything a component writes at every position, not only what bears on
 # the verb's number, so a large total effect says the component is needed, not that it computes
 # agreement. Across components, direct and total effects correlate at only
-# {glue:text}`direct_total_corr`. The gap runs the other way too: the last MLP,
-# {glue:text}`last_mlp`, comes after every other component, so nothing but the final LayerNorm
-# lies between it and the logits, yet ablating it changes its direct term by
-# {glue:text}`last_mlp_direct` and the logit difference by {glue:text}`last_mlp_total`. The
-# difference is the final LayerNorm's scale, which direct attribution freezes and ablation lets
-# change.
+# {glue:text}`direct_total_corr`. The last MLP, {glue:text}`last_mlp`, comes after every other
+# component, so nothing but the final LayerNorm lies between it and the logits: ablating it
+# changes its direct term by {glue:text}`last_mlp_direct` and the logit difference by
+# {glue:text}`last_mlp_total`, and the difference between the two is the final LayerNorm's scale,
+# which direct attribution freezes and ablation lets change.
 
 # %% tags=["remove-cell"]
 check(
@@ -956,8 +975,9 @@ if IS_ORGANISM:  # the prose: the most needed component acts mostly through othe
         correlation=direct_total_corr,
     )
     check(
-        "even the last MLP's total effect differs from its direct effect by over 20%",
-        abs(last_mlp["total effect"] - last_mlp["direct effect"]) > 0.2 * abs(last_mlp["direct effect"]),
+        "the last MLP's total effect has the sign of its direct effect and is within half of it",
+        last_mlp["total effect"] * last_mlp["direct effect"] > 0
+        and abs(last_mlp["total effect"] - last_mlp["direct effect"]) < 0.5 * abs(last_mlp["direct effect"]),
         **last_mlp,
     )
 
@@ -1108,6 +1128,10 @@ if len(clean):
         .iloc[0, 1]
         for kind in compare
     }
+    resid_rows = patched[patched["kind"] == "residual"]
+    resid_top = resid_rows.loc[resid_rows["exact patching"].idxmax()]
+    corr["resid_exact_max"] = resid_top["exact patching"]
+    corr["resid_approx_at_max"] = resid_top["attribution patching"]
     small = patched[patched["kind"] != "residual"]
     corr["attrib_corr"] = small[["exact patching", "attribution patching"]].corr().iloc[0, 1]
     for name, value in corr.items():
@@ -1127,9 +1151,10 @@ if len(clean):
 # %% [markdown]
 # For single heads and MLPs the first-order estimate tracks exact patching (correlation
 # {glue:text}`attrib_corr`); over whole residual streams the correlation is
-# {glue:text}`attrib_corr_residual`, and the estimate is worst exactly where the patch restores
-# the most, because there the change is far from small. Use attribution patching to search,
-# exact patching to conclude.
+# {glue:text}`attrib_corr_residual`. At the residual patch that restores the most
+# ({glue:text}`resid_exact_max` of the difference) the linear estimate says
+# {glue:text}`resid_approx_at_max`: a large change is where a first-order estimate can be far
+# off. Use attribution patching to search, exact patching to conclude.
 
 # %% tags=["remove-cell"]
 if IS_ORGANISM:
@@ -1292,11 +1317,11 @@ plots.layer_position_map(
 # The walkthrough reports one exception, at the first repeated token. The second map tests a
 # reading of it: a loop that pairs the second half with the first half shifted by one patches
 # the first repeated token with the MLP output at `<bos>`. Done that way, the first repeated
-# token's patch raises the loss by {glue:text}`mlp_patch_bos_first_pos`, while every other
-# position, patched from the wrong token, by at most {glue:text}`mlp_patch_off_by_one_rest`.
-# `<bos>`'s MLP output is unlike any word's (the norms section below shows how large the first
-# position's stream is), so such an exception measures the patch's source, not the MLPs' part in
-# copying.
+# token's patch raises the loss by {glue:text}`mlp_patch_bos_first_pos` (against
+# {glue:text}`mlp_patch_first_pos` when patched from its own first occurrence), and the other
+# positions, each patched from the wrong token, by up to {glue:text}`mlp_patch_off_by_one_rest`.
+# In this organism, then, a shifted loop would not single out the first token: every misaligned
+# patch costs something, and the first token's is not the largest.
 
 # %% tags=["remove-cell"]
 check(
@@ -1315,8 +1340,9 @@ if IS_ORGANISM:  # the walkthrough's finding, on a model that copies (second hal
         **mlp,
     )
     check(
-        "patched from <bos>, the first repeated token's loss rises more than from its own first occurrence",
-        mlp["mlp_patch_bos_first_pos"] > mlp["mlp_patch_first_pos"],
+        "patched from <bos>, the first repeated token's loss rises more than from its own first occurrence, "
+        "but not more than the worst misaligned patch elsewhere",
+        mlp["mlp_patch_first_pos"] < mlp["mlp_patch_bos_first_pos"] <= mlp["mlp_patch_off_by_one_rest"],
         **mlp,
     )
 

@@ -62,12 +62,13 @@ def fit_probes(
     bias = torch.zeros(n_layers, n_classes, device=x.device, requires_grad=True)
     probes = Probes(weight, bias, x.mean(1), x.std(1).clamp_min(1e-6))
     optimiser = torch.optim.Adam([weight, bias], lr=lr)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        logits = probes.logits(x).flatten(0, 1)
-        loss = F.cross_entropy(logits, y.repeat(n_layers), reduction="sum") / n
-        (loss + weight_decay * weight.square().sum()).backward()
-        optimiser.step()
+    with torch.enable_grad():  # the book's setup turns gradients off globally
+        for _ in range(steps):
+            optimiser.zero_grad()
+            logits = probes.logits(x).flatten(0, 1)
+            loss = F.cross_entropy(logits, y.repeat(n_layers), reduction="sum") / n
+            (loss + weight_decay * weight.square().sum()).backward()
+            optimiser.step()
     return Probes(weight.detach(), bias.detach(), probes.mean, probes.std)
 
 

@@ -33,7 +33,7 @@ def text_stream(seed: int, batch: int, length: int) -> Int[Tensor, "batch length
 def retokenize(
     model: HookedTransformer, rows: Int[Tensor, "batch n"], length: int
 ) -> Int[Tensor, "batch length"]:
-    """Grammar rows (as from :func:`text_stream`) decoded to words and re-tokenized by
+    """Rows of the language (as from :func:`text_stream`) decoded to words and re-tokenized by
     ``model``'s own tokenizer with its BOS prepended, cut to ``length`` tokens: the same text for a
     real model."""
     texts = [" ".join(language.VOCAB[t] for t in row.tolist() if t != language.BOS_ID) for row in rows]

@@ -15,7 +15,7 @@ from transformer_lens import HookedTransformer
 
 from lib.language.corpus import Corpus, sample_corpus
 from lib.language.exact import true_next_token_logprobs
-from lib.language.latents import _FIRST, _PP, _REPEAT, _SUBJ
+from lib.language.latents import _FIRST, _PP, _REPEAT, _SUBJ, SPANS
 from lib.language.lexicon import BOS_ID, OTHER_NUMBER, VOCAB, WORD_CLASSES
 from lib.language.program import _NAME_IDS
 
@@ -25,12 +25,15 @@ EVAL_SEED, EVAL_BATCH = 1_000_003, 64  # the held-out rows of the training log
 def agreement_sites(corpus: Corpus) -> tuple[Bool[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
     """Where agreement is tested, and where it is hard.
 
-    Returns the verb and copula positions (their form agrees with the subject; the wrong form is
-    ``OTHER_NUMBER[token]``), and which of them have an *attractor*: a noun of the other number
+    Returns the positions of the verbs and copulas the grammar produced (their form agrees with
+    the subject; the wrong form is ``OTHER_NUMBER[token]``; not those inside a repeated sentence,
+    which copying predicts, nor the random words of a random row), and which of them have an
+    *attractor*: a noun of the other number
     inside the subject, between its head and the verb (``the dog near the trees runs``).
     """
     cls, role, number = (corpus.latents[k] for k in ("word_class", "role", "number"))
     verbs = (cls == WORD_CLASSES.index("verb")) | (cls == WORD_CLASSES.index("cop"))
+    verbs &= corpus.latents["span"] == SPANS.index("text")
     attractor = torch.zeros_like(verbs)
     noun = WORD_CLASSES.index("noun")
     for b, p in verbs.nonzero().tolist():
@@ -56,7 +59,8 @@ def _in_context_names(corpus: Corpus, sites: Bool[Tensor, "batch pos"]) -> Bool[
 def _eval_set(n_ctx: int) -> dict[str, Tensor]:
     corpus = sample_corpus(EVAL_SEED, EVAL_BATCH, n_ctx)
     verbs, attractor = agreement_sites(corpus)
-    mention = corpus.latents["mention"]
+    # names the grammar refers back to (not those copied inside a repeated sentence)
+    mention = torch.where(corpus.latents["span"] == SPANS.index("text"), corpus.latents["mention"], 0)
     return {
         "tokens": corpus.tokens,
         "truth": true_next_token_logprobs(corpus.tokens),
@@ -74,13 +78,15 @@ def evaluate(model: HookedTransformer) -> dict[str, float]:
 
     - ``heldout_loss`` and ``true_loss``: mean next-token cross-entropy of the model and of the
       generator (:func:`true_next_token_logprobs`, topic marginalised) on the same tokens;
-    - ``name_repeat_loss`` / ``name_repeat_true_loss``: the same at tokens that repeat a name
-      mentioned earlier in the text, and ``name_first_loss`` at first mentions (unpredictable
-      beyond "some name not yet used");
+    - ``name_repeat_loss`` / ``name_repeat_true_loss``: the same at tokens where the grammar
+      refers back to a name mentioned earlier in the text (not names copied inside a repeated
+      sentence), and ``name_first_loss`` at first mentions (unpredictable beyond "some name not
+      yet used");
     - ``name_copy_mass``: at repeats, the share of the model's probability on names that goes to
       names already in the text (1 for the generator);
-    - ``agreement_acc``: the fraction of verbs and copulas where the model prefers the correct
-      form to the other number's form; ``agreement_acc_attractor`` on those with an attractor.
+    - ``agreement_acc``: the fraction of the grammar's verbs and copulas (:func:`agreement_sites`)
+      where the model prefers the correct form to the other number's form;
+      ``agreement_acc_attractor`` on those with an attractor.
     """
     data = _eval_set(model.cfg.n_ctx)
     tokens = data["tokens"].to(model.cfg.device)

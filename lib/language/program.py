@@ -39,7 +39,7 @@ from lib.language.lexicon import (
 
 # Probabilities of the program's choices:
 
-P_RANDOM_ROW = 0.1  # a training row is random words repeated, not texts of the language
+P_RANDOM_ROW = 0.25  # a training row is random words repeated, not texts of the language
 RANDOM_PERIOD = (4, 60)  # such a row is <bos> then N words drawn uniformly from WORD_IDS, N uniform
 #                          in this range (inclusive), repeated until the row is full
 MIN_SENTENCES, MAX_SENTENCES = 7, 12  # a text may end after MIN and must end at MAX sentences

@@ -154,3 +154,11 @@ def test_a_probe_of_a_feature_independent_of_word_identity_is_selective():
         sum(y == most_frequent for y in held_out) / len(held_out)
     )
     assert result["majority"].ndim == 0
+
+
+def test_fit_works_with_gradients_off(signal_and_noise):
+    """The chapters run with gradients disabled globally (lib.env.setup)."""
+    x, y = signal_and_noise
+    with torch.no_grad():
+        fitted = probes.fit_probes(x, y, C, split())
+    assert fitted.accuracy(x[:, ~split()], y[~split()])[0] > 0.9

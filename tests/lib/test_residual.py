@@ -239,19 +239,20 @@ def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
         {
             "MODEL_NAME": "gpt2-small",
             "DEVICE": "cpu",
-            "BATCH": 3,
-            "N_CTX": 32,
+            "BATCH": 8,
+            "N_CTX": 64,
             "N_PROMPTS": 60,
-            "SEQ_LEN": 8,
-            "REP_BATCH": 2,
+            "SEQ_LEN": 10,
+            "REP_BATCH": 4,
         },
     )
     values = glued(nbformat.read(out, as_version=4))
     assert values["decomp_max_rel_err"] <= 1e-4 and values["dla_sum_rel_err"] <= 1e-3
-    lens = values["lens_agreement_by_layer"]
-    assert len(lens) == 3 and lens[-1] == 1.0 and all(0 <= v <= 1 for v in lens)
+    for kind in ("lens", "tuned"):
+        agreement = values[f"{kind}_agreement_by_layer"]
+        assert len(agreement) == 3 and agreement[-1] == 1.0 and all(0 <= v <= 1 for v in agreement)
     assert 0 < values["heldout_loss"] < 20 and "true_entropy" not in values and "name_copy_mass" not in values
-    assert values["mlp_patch_max_loss_increase"] > -20 and len(values["mlp_patch_by_layer"]) == 2
+    assert values["mlp_patch_max_loss_increase"] > -20 and values["mlp_patch_bos_first_pos"] > -20
     assert values["pos0_norm_ratio"] > 0 and values["n_prompts"] >= 1
     assert (
         values["n_pairs"] == 0 or -1 <= values["attrib_corr"] <= 1
@@ -261,9 +262,10 @@ def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"N_CTX": 1000}, r"N_CTX=1000 is not allowed; expected an integer in \[8, 128\]"),
-        ({"SEQ_LEN": 64}, r"SEQ_LEN=64 is not allowed; expected an integer in \[2, 63\]"),
-        ({"N_PROMPTS": 0}, r"N_PROMPTS=0 is not allowed; expected an integer >= 4"),
+        ({"N_CTX": 1000}, r"N_CTX=1000 is not allowed; expected an integer in \[64, 128\]"),
+        ({"SEQ_LEN": 64}, r"SEQ_LEN=64 is not allowed; expected an integer in \[10, 63\]"),
+        ({"N_PROMPTS": 0}, r"N_PROMPTS=0 is not allowed; expected an integer in \[16, 256\]"),
+        ({"BATCH": 4}, r"BATCH=4 is not allowed; expected an integer in \[8, 64\]"),
         ({"MODEL_NAME": "induction-2l"}, "MODEL_NAME='induction-2l' is attention-only"),
     ],
 )

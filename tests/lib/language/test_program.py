@@ -78,12 +78,11 @@ def reference_verbs(row_words):
             if sentence[0] == "there":
                 assert sentence[1] == "was" and sentence[-3] == "named" and sentence[-2] in NAMES
                 continue
-            i = 0
-            if sentence[0] == "again":
+            if sentence[0] == "again":  # a copy: its verbs are copied, not agreement sites
                 assert sentence[1] == "," and sentence[2:] in repeatable, sentence
-                i = 2
-            else:
-                repeatable.append(sentence)
+                continue
+            repeatable.append(sentence)
+            i = 0
             if sentence[i] in g.OPENERS:
                 assert sentence[i + 1] == ","
                 i += 2
@@ -151,7 +150,7 @@ def test_agreement_holds_in_every_sentence(corpus):
             assert bool(attractor[b, pos]) == has_attractor
         checked += len(found)
         attractors += sum(a for _, a in found.values())
-    assert checked > 48 * 5 and attractors > 20
+    assert checked > 36 * 5 and attractors > 10  # about 36 of the 48 rows are texts
 
 
 def test_names_recur_within_texts(corpus):
@@ -191,7 +190,7 @@ def test_repeated_sentences_copy_an_earlier_sentence(corpus):
 
 def test_random_rows_repeat_random_words(corpus):
     random_rows = (corpus.latents["topic"][:, 1] < 0).nonzero()[:, 0].tolist()
-    assert 1 <= len(random_rows) <= 12  # P_RANDOM_ROW of 48 rows
+    assert 0.3 * g.P_RANDOM_ROW * 48 <= len(random_rows) <= 2 * g.P_RANDOM_ROW * 48 + 3  # of 48 rows
     for b in random_rows:
         row, span = corpus.tokens[b].tolist(), corpus.latents["span"][b].tolist()
         period = span.count(g.SPANS.index("random"))
