@@ -1,4 +1,5 @@
-"""Per-head attention scores for every head of every layer, and head-composition scores.
+"""Per-head attention scores for every head of every layer, head-composition scores, and the
+circuits read off the weights: OV copying, positional QK patterns and the path expansion.
 
 Introduced in chapter 'Induction heads' (chapters/induction_heads.py); the attention-sinks
 chapter reuses the first-token score (the sink metrics themselves are in :mod:`lib.sinks`).
@@ -16,6 +17,12 @@ A head's score is the mean, over every (sequence, destination) that has at least
 the attention mass it puts on the targets. On BOS + twice ``seq_len`` distinct random tokens the
 induction score is the mean of the pattern's ``1 - seq_len`` offset diagonal over the second
 half, the detector of the source post.
+
+The circuits follow Elhage et al. (2021): a head's full OV circuit ``W_E W_V W_O W_U`` (vocab x
+vocab, rank ``d_head``) copies when its eigenvalues are positive; its positional QK circuit
+``W_pos W_Q W_K^T W_pos^T`` says where it looks by position alone; and the logits of an
+attention-only model expand into a direct path, one path per head and one *virtual head* per
+pair of heads in successive layers (:func:`path_logits`).
 """
 
 from __future__ import annotations
@@ -166,3 +173,143 @@ def diagonal_top1_accuracy(circuit: FactoredMatrix, ids: Int[Tensor, " n"], chun
         block = circuit.A[rows] @ right  # [chunk, n]
         hits += (block.argmax(-1) == torch.arange(start, start + len(rows), device=ids.device)).sum()
     return (hits / len(ids)).item()
+
+
+def ov_circuit(model: HookedTransformer, layer: int, ids: Int[Tensor, " n"]) -> FactoredMatrix:
+    """The full OV circuits ``W_E W_V W_O W_U`` of a layer's heads restricted to the tokens
+    ``ids``, as one ``[head, n, n]`` factored matrix: entry ``[a, b]`` is how much attending to
+    a token ``a`` raises the logit of ``b``."""
+    ids = ids.to(model.W_E.device)
+    left = einops.einsum(model.W_E[ids], model.W_V[layer], "n d_model, h d_model d_head -> h n d_head")
+    right = einops.einsum(model.W_O[layer], model.W_U[:, ids], "h d_head d_model, d_model n -> h d_head n")
+    return FactoredMatrix(left, right)
+
+
+def copying_scores(
+    model: HookedTransformer, ids: Int[Tensor, " n"]
+) -> dict[str, Float[Tensor, "layer head"]]:
+    """Eigenvalue copying scores of every head's full OV circuit over the tokens ``ids``.
+
+    ``positive``: the fraction of its ``d_head`` non-zero eigenvalues with positive real part;
+    ``eigenvalue``: Elhage et al.'s summary ``sum(lambda) / sum(|lambda|)`` (real parts over
+    moduli), 1 for a pure copier and -1 for a pure anti-copier. The eigenvalues are those of the
+    ``d_head x d_head`` product ``B A`` (``FactoredMatrix.eigenvalues``), one layer at a time."""
+    eig = torch.stack([ov_circuit(model, layer, ids).eigenvalues for layer in range(model.cfg.n_layers)])
+    return {
+        "positive": (eig.real > 0).float().mean(-1),
+        "eigenvalue": eig.real.sum(-1) / eig.abs().sum(-1),
+    }
+
+
+def ov_top1(
+    model: HookedTransformer, head: tuple[int, int], ids: Int[Tensor, " n"], chunk: int = 1024
+) -> float:
+    """Full-OV top-1: the fraction of tokens ``a`` of ``ids`` whose largest output logit through
+    the head's full OV circuit is ``a`` itself (:func:`diagonal_top1_accuracy`)."""
+    layer, h = head
+    return diagonal_top1_accuracy(ov_circuit(model, layer, ids)[h], torch.arange(len(ids)), chunk=chunk)
+
+
+def positional_qk(model: HookedTransformer, layer: int, head: int) -> Float[Tensor, "query key"]:
+    """A head's positional QK circuit ``W_pos W_Q W_K^T W_pos^T / sqrt(d_head)``: the attention
+    score from query position ``q`` to key position ``k`` through the positional embeddings
+    alone (LayerNorm and the token embeddings left out)."""
+    query = model.W_pos @ model.W_Q[layer, head]  # [n_ctx, d_head]
+    key = model.W_pos @ model.W_K[layer, head]
+    return einops.einsum(query, key, "q d_head, k d_head -> q k") / model.cfg.d_head**0.5
+
+
+def previous_position_top1(qk: Float[Tensor, "query key"]) -> float:
+    """Fraction of query positions ``q >= 1`` whose highest causal score (keys ``k <= q``) is on
+    the previous position ``q - 1``."""
+    n = qk.shape[0]
+    causal = torch.ones(n, n, dtype=torch.bool, device=qk.device).tril()
+    best = qk.masked_fill(~causal, float("-inf")).argmax(-1)[1:]  # [query - 1]
+    return (best == torch.arange(n - 1, device=qk.device)).float().mean().item()
+
+
+def _norm_linear(model: HookedTransformer, name: str, scale: Float[Tensor, "batch pos 1"]):
+    """The normalisation ``name`` ('blocks.L.ln1' or 'ln_final') with its scale frozen, split into
+    its linear part and its constant: ``LN(x) = linear(x) + constant``."""
+    cfg = model.cfg
+    if cfg.normalization_type is None:
+        return (lambda x: x), 0.0
+    if cfg.normalization_type not in ("LN", "LNPre"):
+        raise ValueError(f"path_logits supports LayerNorm models; this one uses {cfg.normalization_type!r}")
+    module = model.get_submodule(name)
+    weight, bias = getattr(module, "w", None), getattr(module, "b", None)
+
+    def linear(x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        out = (x - x.mean(-1, keepdim=True)) / scale
+        return out * weight if weight is not None else out
+
+    return linear, (bias if bias is not None else 0.0)
+
+
+def _heads_out(
+    model: HookedTransformer,
+    layer: int,
+    pattern: Float[Tensor, "batch head dest src"],
+    normed: Float[Tensor, "batch pos d_model"],
+    b_V: Tensor | float = 0.0,
+) -> Float[Tensor, "head batch pos d_model"]:
+    """Each head's output in ``layer`` when its values read ``normed``, its pattern held fixed."""
+    v = einops.einsum(normed, model.W_V[layer], "b p d, h d e -> b p h e") + b_V
+    z = einops.einsum(pattern, v, "b h q k, b k h e -> b q h e")
+    return einops.einsum(z, model.W_O[layer], "b q h e, h e d -> h b q d")
+
+
+def path_logits(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "path batch pos-1"], list[str]]:
+    """The path expansion of an attention-only model (Elhage et al. 2021), measured on ``tokens``.
+
+    With every attention pattern and LayerNorm scale frozen at its value on ``tokens``, the logits
+    are a sum of paths: ``direct`` (embedding and positions straight to the unembedding), one
+    path per head reading the embedding (``LlHh``), one *virtual head* per pair of heads where
+    the later reads the earlier's output (``LaHb>LcHd``), ``longer`` paths through three heads or
+    more (none in two layers), and ``bias`` (every bias and LayerNorm offset). Returns each
+    path's contribution to the logit of the actual next token minus the mean logit over the
+    vocabulary, at every position but the last; the paths sum to the model's own."""
+    cfg = model.cfg
+    if not cfg.attn_only:
+        raise ValueError("path_logits expands attention-only models; this one has MLPs")
+    tokens = tokens.to(cfg.device)
+    names = {"hook_embed", "hook_pos_embed", "ln_final.hook_scale"}
+    names |= {get_act_name("pattern", layer) for layer in range(cfg.n_layers)}
+    names |= {f"blocks.{layer}.ln1.hook_scale" for layer in range(cfg.n_layers)}
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    ones = torch.ones(*tokens.shape, 1, device=cfg.device)
+    embed = cache["hook_embed"] + cache.cache_dict.get("hook_pos_embed", 0.0)
+    paths: dict[str, Float[Tensor, "batch pos d_model"]] = {"direct": embed.float()}
+    order = {"direct": 0}
+    bias = torch.zeros_like(paths["direct"])
+    for layer in range(cfg.n_layers):
+        linear, offset = _norm_linear(
+            model, f"blocks.{layer}.ln1", cache.cache_dict.get(f"blocks.{layer}.ln1.hook_scale", ones)
+        )
+        pattern = cache[get_act_name("pattern", layer)].float()
+
+        new: dict[str, Tensor] = {}
+        for label, x in paths.items():
+            for head, out in enumerate(_heads_out(model, layer, pattern, linear(x))):
+                name = f"L{layer}H{head}" if label == "direct" else f"{label}>L{layer}H{head}"
+                if order[label] >= 2:
+                    name = "longer"
+                new[name] = new.get(name, 0.0) + out
+                order[name] = min(order[label] + 1, 3)
+        paths.update(new)
+        bias = bias + _heads_out(model, layer, pattern, linear(bias) + offset, model.b_V[layer]).sum(0)
+        bias = bias + model.b_O[layer]
+    linear, offset = _norm_linear(model, "ln_final", cache.cache_dict.get("ln_final.hook_scale", ones))
+    next_tokens = tokens[:, 1:]
+    direction = model.W_U[:, next_tokens] - model.W_U.mean(-1)[:, None, None]  # [d_model batch pos-1]
+    labels = [label for label in paths if label != "longer"] + (["longer"] if "longer" in paths else [])
+
+    def logit(x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos-1"]:
+        return einops.einsum(x[:, :-1], direction, "b p d, d b p -> b p")
+
+    out = [logit(linear(paths[label])) for label in labels]
+    b_U = model.b_U[next_tokens] - model.b_U.mean()
+    out.append(logit(linear(bias) + offset) + b_U)
+    return torch.stack(out), labels + ["bias"]

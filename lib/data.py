@@ -66,6 +66,12 @@ def second_half_nll(
     return -logprobs.gather(-1, tokens[:, seq_len + 2 :, None].to(logprobs.device))[..., 0]
 
 
+def skip_bigram_permutation(n_vocab: int, skip_seed: int) -> Int[Tensor, " n_vocab"]:
+    """The fixed permutation ``pi`` of :func:`induction_batch`'s skip-bigram rule: a token of a
+    fresh run is, with probability ``p_skip``, ``pi[token two positions back]``."""
+    return torch.randperm(n_vocab, generator=torch.Generator().manual_seed(skip_seed))
+
+
 def induction_batch(
     n_vocab: int,
     bos_id: int,
@@ -102,7 +108,7 @@ def induction_batch(
     def randint(low: int, high: int) -> int:  # inclusive bounds
         return int(torch.randint(low, high + 1, (), generator=g))
 
-    pi = torch.randperm(n_vocab, generator=torch.Generator().manual_seed(skip_seed))
+    pi = skip_bigram_permutation(n_vocab, skip_seed)
     for row in tokens:
         fresh = iter(torch.randperm(n_vocab, generator=g).tolist())
         skip = (torch.rand(n_ctx, generator=g) < p_skip).tolist()

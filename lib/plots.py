@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import plotly.express as px
 import plotly.graph_objects as go
 from jaxtyping import Float
+from plotly.subplots import make_subplots
 from torch import Tensor
 
 
@@ -57,3 +58,17 @@ def curves(
     """Several named lines over a shared x axis."""
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines") for name, y in ys.items()])
     return fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel)
+
+
+def stacked_curves(
+    x: Sequence[float], panels: dict[str, dict[str, Sequence[float]]], title: str, xlabel: str
+) -> go.Figure:
+    """Panels of named lines stacked over one shared x axis; ``panels`` maps each panel's y-axis
+    title to its lines (e.g. scores above, losses below, over training steps)."""
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for row, (ylabel, ys) in enumerate(panels.items(), start=1):
+        for name, y in ys.items():
+            fig.add_trace(go.Scatter(x=list(x), y=list(y), name=name, mode="lines"), row=row, col=1)
+        fig.update_yaxes(title_text=ylabel, row=row, col=1)
+    fig.update_xaxes(title_text=xlabel, row=len(panels), col=1)
+    return fig.update_layout(title=title, height=250 + 220 * len(panels))

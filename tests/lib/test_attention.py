@@ -123,3 +123,115 @@ def test_attention_patterns_select_heads(model):
     _, cache = model.run_with_cache(tokens)
     torch.testing.assert_close(pats[0], cache["pattern", 1][:, 2])
     torch.testing.assert_close(pats[1], cache["pattern", 0][:, 3])
+
+
+def test_ov_copying_scores_match_dense_eigenvalues(model):
+    ids = torch.arange(2, 20)
+    scores = attention.copying_scores(model, ids)
+    d_head = model.cfg.d_head
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            dense = model.W_E[ids] @ model.W_V[layer, head] @ model.W_O[layer, head] @ model.W_U[:, ids]
+            eig = torch.linalg.eigvals(dense.double())
+            eig = eig[eig.abs().argsort(descending=True)[:d_head]]  # the rank-d_head non-zero ones
+            positive = (eig.real > 0).double().mean().item()
+            summary = (eig.real.sum() / eig.abs().sum()).item()
+            top1 = (dense.argmax(-1) == torch.arange(len(ids))).float().mean().item()
+            assert scores["positive"][layer, head].item() == pytest.approx(positive)
+            assert scores["eigenvalue"][layer, head].item() == pytest.approx(summary, abs=1e-4)
+            assert attention.ov_top1(model, (layer, head), ids, chunk=5) == pytest.approx(top1)
+
+
+def test_positional_qk_and_previous_position_top1(model):
+    qk = attention.positional_qk(model, 1, 2)
+    n = model.cfg.n_ctx
+    for q in range(0, n, 7):
+        for k in range(0, n, 5):
+            expected = (model.W_pos[q] @ model.W_Q[1, 2]) @ (model.W_pos[k] @ model.W_K[1, 2]) / 8**0.5
+            assert qk[q, k].item() == pytest.approx(expected.item(), abs=1e-5)
+    shifted = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
+    hits = sum(int(max(range(q + 1), key=lambda k: shifted[q, k].item()) == q - 1) for q in range(1, n))
+    assert attention.previous_position_top1(shifted) == pytest.approx(hits / (n - 1))
+    planted = shifted.clone()
+    planted[torch.arange(1, n), torch.arange(n - 1)] = 100.0
+    assert attention.previous_position_top1(planted) == 1.0
+
+
+def randomised(n_layers: int, normalization: str) -> HookedTransformer:
+    """A random attention-only model whose biases and LayerNorm weights are random too."""
+    torch.manual_seed(n_layers)
+    cfg = HookedTransformerConfig(
+        n_layers=n_layers,
+        d_model=16,
+        n_heads=3,
+        d_head=4,
+        n_ctx=12,
+        d_vocab=11,
+        attn_only=True,
+        normalization_type=normalization,
+        act_fn=None,
+    )
+    m = HookedTransformer(cfg).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith((".b", "b_Q", "b_K", "b_V", "b_O", "b_U")) or name.endswith(".w"):
+                p.add_(0.3 * torch.randn_like(p))
+    return m
+
+
+@pytest.mark.parametrize(("n_layers", "normalization"), [(2, "LN"), (3, "LN"), (2, "LNPre"), (2, None)])
+def test_path_logits_sum_to_the_model_logits(n_layers, normalization):
+    m = randomised(n_layers, normalization)
+    tokens = torch.randint(0, 11, (3, 12), generator=torch.Generator().manual_seed(2))
+    paths, labels = attention.path_logits(m, tokens)
+    H = m.cfg.n_heads
+    assert (
+        len(labels)
+        == len(paths)
+        == 1 + n_layers * H + H * H * n_layers * (n_layers - 1) // 2 + (n_layers > 2) + 1
+    )
+    logits = m(tokens)[:, :-1]
+    expected = logits.gather(-1, tokens[:, 1:, None])[..., 0] - logits.mean(-1)
+    torch.testing.assert_close(paths.sum(0), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_path_logits_match_a_per_position_loop():
+    """Each path of a 2-layer model, recomputed position by position from the cache."""
+    m = randomised(2, "LN")
+    tokens = torch.randint(0, 11, (2, 12), generator=torch.Generator().manual_seed(3))
+    paths, labels = attention.path_logits(m, tokens)
+    _, cache = m.run_with_cache(tokens)
+
+    def ln(x, layer_name, b, p):  # the linear part of a LayerNorm at (b, p), scale frozen
+        module = m.get_submodule(layer_name)
+        scale = cache[f"{layer_name}.hook_scale"][b, p]
+        return (x - x.mean()) / scale * module.w
+
+    def head(layer, h, source, b, q):  # the output at (b, q) of head h reading ``source(b, k)``
+        out = torch.zeros(m.cfg.d_model)
+        for k in range(q + 1):
+            v = ln(source(b, k), f"blocks.{layer}.ln1", b, k) @ m.W_V[layer, h]
+            out += cache["pattern", layer][b, h, q, k] * (v @ m.W_O[layer, h])
+        return out
+
+    def embed(b, p):
+        return cache["hook_embed"][b, p] + cache["hook_pos_embed"][b, p]
+
+    for b in range(tokens.shape[0]):
+        for p in range(0, 11, 3):
+            target = m.W_U[:, tokens[b, p + 1]] - m.W_U.mean(-1)
+
+            def final(x, b=b, p=p, target=target):
+                return ln(x, "ln_final", b, p) @ target
+
+            want = {"direct": final(embed(b, p))}
+            for h in range(m.cfg.n_heads):
+                want[f"L0H{h}"] = final(head(0, h, embed, b, p))
+                want[f"L1H{h}"] = final(head(1, h, embed, b, p))
+                for h2 in range(m.cfg.n_heads):
+                    want[f"L0H{h}>L1H{h2}"] = final(
+                        head(1, h2, lambda bb, k, h=h: head(0, h, embed, bb, k), b, p)
+                    )
+            for label, value in want.items():
+                got = paths[labels.index(label), b, p].item()
+                assert got == pytest.approx(value.item(), abs=1e-4), (label, b, p)

@@ -127,3 +127,4 @@ def test_skip_bigram_rule():
     without = data.induction_batch(512, 512, 16, 128, torch.Generator().manual_seed(0))
     assert 0.15 < rule_share(with_rule, pi) < 0.45
     assert rule_share(without, pi) < 0.01
+    assert data.skip_bigram_permutation(512, 7).tolist() == pi

@@ -24,3 +24,13 @@ def test_curves_one_line_per_series():
     fig = plots.curves([0, 1, 2], {"a": [1, 2, 3], "b": [3, 2, 1]}, "t", "step", "")
     assert [trace.name for trace in fig.data] == ["a", "b"]
     assert list(fig.data[1].y) == [3, 2, 1]
+
+
+def test_stacked_curves_one_panel_per_group():
+    fig = plots.stacked_curves(
+        [0, 1], {"score": {"a": [0, 1]}, "loss": {"b": [2, 1], "c": [5, 4]}}, "t", "step"
+    )
+    assert [trace.name for trace in fig.data] == ["a", "b", "c"]
+    assert [trace.yaxis for trace in fig.data] == ["y", "y2", "y2"]
+    assert list(fig.data[2].y) == [5, 4]
+    assert fig.layout.yaxis2.title.text == "loss" and fig.layout.xaxis2.title.text == "step"

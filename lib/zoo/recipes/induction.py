@@ -6,10 +6,11 @@ Introduced in chapter 'Induction heads' (chapters/induction_heads.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerFast
@@ -21,6 +22,11 @@ from lib.zoo.recipe import Recipe
 VOCAB = 512  # ordinary tokens t000 .. t511; then <bos>, <unk>, <pad>
 EVAL_SEQ_LEN = 50  # the chapter's default SEQ_LEN
 P_SKIP, SKIP_SEED = 0.3, 1234  # the skip-bigram rule of lib.data.induction_batch
+HELDOUT_ROWS, HELDOUT_SEED = 128, 54321  # held-out rows of the training distribution
+# Olsson et al.'s in-context-learning score is the loss at token 500 minus the loss at token 50
+# of an 8192-token context; the organism's context is 128 tokens, so the same tenfold ratio of
+# positions at its scale: the loss at token 100 minus the loss at token 10.
+ICL_EARLY, ICL_LATE = 10, 100
 
 
 def _tokenizer(path: Path) -> PreTrainedTokenizerFast:
@@ -39,19 +45,41 @@ def _batches(recipe: Recipe, tok: PreTrainedTokenizerFast) -> Iterator[Int[Tenso
     )
 
 
+@cache
+def heldout_tokens(bos_id: int, n_ctx: int) -> Int[Tensor, "row n_ctx"]:
+    """Fixed held-out rows of the training distribution (their own seed, never trained on)."""
+    g = torch.Generator().manual_seed(HELDOUT_SEED)
+    return data.induction_batch(VOCAB, bos_id, HELDOUT_ROWS, n_ctx, g, p_skip=P_SKIP, skip_seed=SKIP_SEED)
+
+
+def heldout_loss_by_position(model: HookedTransformer) -> Float[Tensor, " n_ctx-1"]:
+    """Mean loss on the held-out rows of the token at each position ``1 .. n_ctx - 1``
+    (entry ``t - 1`` is the loss of the token at position ``t``, BOS at position 0)."""
+    tokens = heldout_tokens(model.tokenizer.bos_token_id, model.cfg.n_ctx).to(model.cfg.device)
+    logprobs = model(tokens).float().log_softmax(-1)[:, :-1]
+    return -logprobs.gather(-1, tokens[:, 1:, None])[..., 0].mean(0)
+
+
 def _evaluate(model: HookedTransformer) -> dict[str, float]:
-    """In-context metrics on a fixed batch of repeated random tokens."""
+    """In-context metrics on a fixed batch of repeated random tokens, and the held-out loss and
+    in-context-learning score on the training distribution. Every input has its own seed and no
+    global random state is drawn, so evaluating does not change training."""
     tokens = data.repeated_tokens(
         torch.arange(VOCAB), model.tokenizer.bos_token_id, EVAL_SEQ_LEN, 16, seed=12345
     ).to(model.cfg.device)
-    logprobs = model(tokens).log_softmax(-1)[:, :-1]
+    logits = model(tokens)
+    logprobs = logits.float().log_softmax(-1)[:, :-1]
     correct = logprobs.gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos-1]
     scores = attention.head_scores(model, tokens, ("previous", "induction"))
+    by_position = heldout_loss_by_position(model)
     return {
         "loss_first_half": -correct[:, :EVAL_SEQ_LEN].mean().item(),
-        "loss_second_half": -correct[:, EVAL_SEQ_LEN:].mean().item(),
+        # the predictable part of the second half: its first token, which nothing announces, left out
+        "loss_second_half": data.second_half_nll(logits, tokens, EVAL_SEQ_LEN).mean().item(),
         "top_induction_score": scores["induction"][-1].max().item(),
         "top_prev_token_score": scores["previous"][0].max().item(),
+        "heldout_loss": by_position.mean().item(),
+        "icl_score": (by_position[ICL_LATE - 1] - by_position[ICL_EARLY - 1]).item(),
     }
 
 
