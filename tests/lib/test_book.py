@@ -69,7 +69,8 @@ def test_unknown_parameter_is_refused_before_running(tmp_path):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"SEQ_LEN": 1000}, r"SEQ_LEN=1000 is not allowed; expected an integer in \[2, 63\]"),
+        ({"SEQ_LEN": 1000}, r"SEQ_LEN=1000 is not allowed; expected an integer in \[12, 63\]"),
+        ({"BATCH": 5}, r"BATCH=5 is not allowed; expected an integer in \[10, 200\]"),
         ({"MODEL_NAME": "gpt-7"}, "MODEL_NAME='gpt-7' is neither a zoo organism"),
         ({"DEVICE": "tpu"}, "DEVICE='tpu' is not a device; allowed: auto, cpu, cuda"),
         ({"DTYPE": "float8"}, "DTYPE='float8' is not supported"),
