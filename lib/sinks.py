@@ -1,5 +1,7 @@
 """Attention sinks: inputs without repeats, norms per head and position, massive activations,
-interventions on the first token, and window attention with and without sink tokens.
+interventions on the first token (removing the sink's value or the attention to it, batched over
+sets of heads), the chance levels of the sink metrics, and window attention with and without
+sink tokens.
 
 Introduced in chapter 'Attention sinks' (chapters/attention_sinks.py). Every measurement is one
 :func:`lib.hooks.reduce_pass` over the whole batch, reducing the activation it reads (a pattern,
@@ -7,6 +9,8 @@ the values, the head outputs, the residual stream) as the pass goes, with nothin
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import einops
 import torch
@@ -49,6 +53,22 @@ def replace_first(tokens: Int[Tensor, "batch pos"], token_id: int) -> Int[Tensor
     replaced = tokens.clone()
     replaced[:, 0] = token_id
     return replaced
+
+
+def uniform_first_mass(queries: Bool[Tensor, "batch pos"]) -> float:
+    """The chance level of :func:`first_token_mass`: the share of the first position under uniform
+    causal attention, where the query at position ``i`` (from 0) sees ``i + 1`` keys and gives each
+    ``1 / (i + 1)``, averaged over the selected query positions."""
+    share = 1.0 / torch.arange(1, queries.shape[1] + 1, dtype=torch.float64)
+    picked = queries.cpu().to(torch.float64)
+    return (picked * share).sum().item() / picked.sum().clamp(min=1).item()
+
+
+def uniform_importance(n: int) -> float:
+    """The chance level of :func:`token_importance` at the first position: under uniform causal
+    attention over ``n`` tokens the first position gets ``1 / (i + 1)`` from each query ``i``, so its
+    importance is the harmonic number ``H_n`` over ``n``."""
+    return sum(1.0 / (i + 1) for i in range(n)) / n
 
 
 def first_token_mass(
@@ -204,6 +224,74 @@ def window_hooks(window: int, n_sink: int) -> list[tuple]:
     return [(lambda name: name.endswith("hook_attn_scores"), mask)]
 
 
+SinkRemoval = Literal["value", "attention"]
+LOGIT_BUDGET = 2**26  # logits (floats) held at once by the loss passes: 256 MB in float32
+
+
+def sink_removal_hooks(
+    model: HookedTransformer, mode: SinkRemoval, row_heads: Bool[Tensor, "row n_layers n_heads"]
+) -> list[tuple]:
+    """Forward hooks that remove the sink in the heads ``row_heads`` marks, separately for every
+    row of the batch, so that many interventions share one forward pass.
+
+    ``"value"`` zeroes the first position's value contribution: the attention every query pays
+    to position 0 is dropped without renormalising, which is the same as zeroing the value
+    vector (bias included) at position 0 (the query at position 0 then writes nothing).
+    ``"attention"`` hides position 0 from every later query, whose attention is renormalised over
+    the other positions (a ``-inf`` score before the softmax); the query at position 0, which sees
+    nothing else, keeps it."""
+    row_heads = row_heads.to(model.cfg.device)
+
+    def zero_value(pattern: Float[Tensor, "row head dest src"], hook) -> Float[Tensor, "row head dest src"]:
+        dropped = row_heads[:, hook.layer(), :, None]  # [row, head, 1]
+        first = pattern[..., :1].masked_fill(dropped[..., None], 0.0)
+        return torch.cat([first, pattern[..., 1:]], dim=-1)
+
+    def hide(scores: Float[Tensor, "row head dest src"], hook) -> Float[Tensor, "row head dest src"]:
+        later = torch.arange(scores.shape[2], device=scores.device) > 0  # [dest]
+        hidden = row_heads[:, hook.layer(), :, None] & later  # [row, head, dest]
+        first = scores[..., :1].masked_fill(hidden[..., None], float("-inf"))
+        return torch.cat([first, scores[..., 1:]], dim=-1)
+
+    if mode == "value":
+        return [(every_layer(model, "pattern"), zero_value)]
+    if mode == "attention":
+        return [(every_layer(model, "attn_scores"), hide)]
+    raise ValueError(f"mode={mode!r} is not a sink removal; expected 'value' or 'attention'")
+
+
+def _token_losses(
+    logits: Float[Tensor, "row pos d_vocab"], tokens: Int[Tensor, "row pos"]
+) -> Float[Tensor, "row pos-1"]:
+    """Cross-entropy of every next token, per row and predicting position."""
+    logprobs = logits[:, :-1].float().log_softmax(-1)
+    return -logprobs.gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+def sink_removal_loss(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    head_sets: Bool[Tensor, "n_sets n_layers n_heads"],
+    mode: SinkRemoval,
+    rows_per_pass: int | None = None,
+) -> Float[Tensor, "n_sets pos-1"]:
+    """Next-token loss per predicting position, averaged over the batch, with the sink removed
+    (:func:`sink_removal_hooks`, ``mode``) in the heads of each set of ``head_sets``: an empty set
+    is the unchanged model, one head per set gives every head's effect. The sets go on the batch
+    dimension (every set sees every row), ``rows_per_pass`` rows at a time (by default as many as
+    keep :data:`LOGIT_BUDGET` logits in memory)."""
+    n_sets, (batch, n) = head_sets.shape[0], tokens.shape
+    rows = einops.repeat(tokens.to(model.cfg.device), "batch pos -> (set batch) pos", set=n_sets)
+    row_heads = einops.repeat(head_sets.bool(), "set layer head -> (set batch) layer head", batch=batch)
+    rows_per_pass = rows_per_pass or max(1, LOGIT_BUDGET // (n * model.cfg.d_vocab))
+    losses = []
+    with torch.no_grad():
+        for chunk, heads in zip(rows.split(rows_per_pass), row_heads.split(rows_per_pass)):
+            logits = model.run_with_hooks(chunk, fwd_hooks=sink_removal_hooks(model, mode, heads))
+            losses.append(_token_losses(logits, chunk))
+    return einops.reduce(torch.cat(losses), "(set batch) pos -> set pos", "mean", set=n_sets)
+
+
 def next_token_loss(
     model: HookedTransformer,
     tokens: Int[Tensor, "batch pos"],
@@ -220,6 +308,5 @@ def next_token_loss(
     total = torch.zeros(tokens.shape[1] - 1, device=model.cfg.device)
     with torch.no_grad():
         for rows in tokens.split(chunk):
-            logprobs = model.run_with_hooks(rows, fwd_hooks=hooks)[:, :-1].float().log_softmax(-1)
-            total += -logprobs.gather(-1, rows[:, 1:, None])[..., 0].sum(0)
+            total += _token_losses(model.run_with_hooks(rows, fwd_hooks=hooks), rows).sum(0)
     return total / tokens.shape[0]

@@ -194,8 +194,8 @@ def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
         {
             "MODEL_NAME": "gpt2-small",
             "DEVICE": "cpu",
-            "SEQ_LEN": 10,
-            "BATCH": 3,
+            "SEQ_LEN": 20,
+            "BATCH": 4,
             "PLAIN_LEN": 32,
             "WINDOW": 8,
         },
@@ -206,14 +206,25 @@ def test_chapter_runs_on_gpt2_small(offline_gpt2, tmp_path):
     assert 0 <= values["sink1_pct"] <= 100 and values["first_value_norm_ratio"] > 0
     for name in ("loss_full", "loss_window_no_sink", "loss_window_with_sink"):
         assert 0 < values[name] < 20
+    for name in ("removal_loss_plain", "removal_value_plain", "removal_attention_repeated"):
+        assert 0 < values[name] < 20
+    assert values["sink1_step"] == pytest.approx(100 / 8) and 0 < values["uniform_first_plain"] < 1
 
 
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"WINDOW": 0}, r"WINDOW=0 is not allowed; expected an integer in \[1, "),
-        ({"PLAIN_LEN": 1000}, r"PLAIN_LEN=1000 is not allowed; expected an integer in \[8, 128\]"),
-        ({"WINDOW_LEN": 129}, r"WINDOW_LEN=129 is not allowed; expected an integer in \[0, 128\]"),
+        ({"WINDOW": 1}, r"WINDOW=1 is not allowed; expected an integer in \[2, 32\]"),
+        ({"WINDOW": 33}, r"WINDOW=33 is not allowed; expected an integer in \[2, 32\]"),
+        ({"N_SINK": 9, "WINDOW": 32}, r"N_SINK=9 is not allowed; expected an integer in \[1, 8\]"),
+        ({"N_SINK": 3, "WINDOW": 2}, r"N_SINK=3 is not allowed; expected an integer in \[1, 2\]"),
+        ({"SEQ_LEN": 19}, r"SEQ_LEN=19 is not allowed; expected an integer in \[20, 63\]"),
+        ({"BATCH": 3}, r"BATCH=3 is not allowed; expected an integer in \[4, 64\]"),
+        ({"BATCH": 65}, r"BATCH=65 is not allowed; expected an integer in \[4, 64\]"),
+        ({"PLAIN_LEN": 15}, r"PLAIN_LEN=15 is not allowed; expected an integer in \[16, 128\]"),
+        ({"PLAIN_LEN": 1000}, r"PLAIN_LEN=1000 is not allowed; expected an integer in \[16, 128\]"),
+        ({"WINDOW_LEN": 129}, r"WINDOW_LEN=129 is not allowed; expected 0 .* or an integer in \[32, 128\]"),
+        ({"WINDOW_LEN": 31}, r"WINDOW_LEN=31 is not allowed; expected 0 .* or an integer in \[32, 128\]"),
     ],
 )
 def test_bad_parameters_fail_fast_without_output(tmp_path, params, message):
@@ -221,3 +232,80 @@ def test_bad_parameters_fail_fast_without_output(tmp_path, params, message):
     with pytest.raises(book.ChapterError, match=message):
         book.execute("attention_sinks", out, params)
     assert not list(tmp_path.iterdir())
+
+
+def _loop_loss(model, tokens, hooks) -> torch.Tensor:
+    """Per-position next-token loss averaged over the batch, the plain way."""
+    logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return torch.stack(
+        [
+            torch.nn.functional.cross_entropy(logits[:, i], tokens[:, i + 1])
+            for i in range(tokens.shape[1] - 1)
+        ]
+    )
+
+
+def _reference_hooks(mode, heads):
+    """The obvious interventions, one head at a time: zero the value vector at position 0, or
+    zero the attention later queries pay to position 0 and divide their rows by the rest."""
+
+    def zero_value(v, hook):
+        v = v.clone()
+        for layer, head in heads:
+            if layer == hook.layer():
+                v[:, 0, head] = 0.0
+        return v
+
+    def hide(pattern, hook):
+        pattern = pattern.clone()
+        for layer, head in heads:
+            if layer == hook.layer():
+                for q in range(1, pattern.shape[2]):
+                    pattern[:, head, q, 0] = 0.0
+                    pattern[:, head, q] = pattern[:, head, q] / pattern[:, head, q].sum(-1, keepdim=True)
+        return pattern
+
+    if mode == "value":
+        return [(lambda name: name.endswith("hook_v"), zero_value)]
+    return [(lambda name: name.endswith("hook_pattern"), hide)]
+
+
+@pytest.mark.parametrize("mode", ["value", "attention"])
+@pytest.mark.parametrize("rows_per_pass", [None, 2])
+def test_sink_removal_loss_matches_one_run_per_set(model, tokens, mode, rows_per_pass):
+    sets = [[], [(0, 1)], [(1, 2)], [(0, 0), (0, 3), (1, 1)], [(l, h) for l in range(2) for h in range(4)]]
+    head_sets = torch.zeros(len(sets), 2, 4, dtype=torch.bool)
+    for i, heads in enumerate(sets):
+        for layer, head in heads:
+            head_sets[i, layer, head] = True
+    fast = sinks.sink_removal_loss(model, tokens, head_sets, mode, rows_per_pass)
+    assert fast.shape == (len(sets), tokens.shape[1] - 1)
+    with torch.no_grad():
+        for i, heads in enumerate(sets):
+            expected = _loop_loss(model, tokens, _reference_hooks(mode, heads))
+            torch.testing.assert_close(fast[i], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast[0], sinks.next_token_loss(model, tokens), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fast[-1], fast[0])
+
+
+def test_sink_removal_rejects_unknown_mode(model):
+    with pytest.raises(ValueError, match="mode='both' is not a sink removal"):
+        sinks.sink_removal_hooks(model, "both", torch.zeros(1, 2, 4, dtype=torch.bool))
+
+
+def test_chance_levels_are_what_uniform_attention_gives(model, tokens):
+    """With zero queries every score is equal, so attention is uniform over the visible keys:
+    the measured first-token mass and importance are then exactly the chance levels."""
+    uniform = HookedTransformer(model.cfg).eval()
+    uniform.load_state_dict(model.state_dict())
+    for block in uniform.blocks:
+        block.attn.W_Q.data.zero_()
+        block.attn.b_Q.data.zero_()
+    queries = torch.rand(tokens.shape, generator=torch.Generator().manual_seed(6)) > 0.4
+    mass = sinks.first_token_mass(uniform, tokens, queries)
+    torch.testing.assert_close(mass, torch.full_like(mass, sinks.uniform_first_mass(queries)))
+    importance = sinks.token_importance(uniform, tokens)[..., 0]
+    n = tokens.shape[1]
+    torch.testing.assert_close(importance, torch.full_like(importance, sinks.uniform_importance(n)))
+    picked = [1 / (q + 1) for b in range(tokens.shape[0]) for q in range(n) if queries[b, q]]
+    assert sinks.uniform_first_mass(queries) == pytest.approx(sum(picked) / len(picked))
