@@ -324,14 +324,15 @@ if CHECK_BANDS:
 # ## Why the first token is safe to park on
 #
 # Attention to a token moves that token's value vector. A head that parks on the first token is
-# harmless if what it moves from there is small or constant. Guo et al. (2024) found two
-# companions of the sink at the sink tokens of real models (Llama, OLMo) and of one- to
-# three-layer transformers trained on a toy task: *residual-state peaks* (the residual stream at
-# the sink has a much larger norm than elsewhere) and *value-state drains* (the value vectors there
-# are much smaller), so dormant heads that attend to the sink write almost nothing. Sun et al. (2024) found huge activations in a few residual dimensions at the
-# first token. We measure each in turn: the value norm per head at the first position against the
-# others, the output norm of the induction heads with and without something to copy, the
-# residual-stream norm at the first position by layer, and the largest residual activations.
+# harmless if what it moves from there is small or constant. Guo et al. (2024) found two companions
+# of the sink at the sink tokens of real models (Llama, OLMo) and of one- to three-layer
+# transformers trained on a toy task: *residual-state peaks* (the residual stream at the sink has a
+# much larger norm than elsewhere) and *value-state drains* (the value vectors there are much
+# smaller), so dormant heads that attend to the sink write almost nothing. Sun et al. (2024) found
+# huge activations in a few residual dimensions at the first token. We measure each in turn: the
+# value norm per head at the first position against the others, the output norm of the induction
+# heads with and without something to copy, the residual-stream norm at the first position by layer,
+# and the largest residual activations.
 
 # %%
 values = sinks.value_norms(model, plain)  # [layer, head, pos]
@@ -680,14 +681,13 @@ px.bar(
 # elsewhere, and removing the sink in every head changes the repeated tokens' loss by at most
 # {glue:text}`rise_repeated_largest` nats. It is there for when they have nothing to do: on the
 # plain input the loss rises by {glue:text}`rise_plain_value` nats with the sink's value zeroed and
-# by {glue:text}`rise_plain_attention` with the first position hidden. (The unchanged model already
-# loses more than the uniform level there, since random tokens without any structure are unlike
-# its training data.) The two removals break parking in different ways: hidden, the sink's share
-# of attention goes to other tokens, whose values the parked heads then move; zeroed, the fixed
-# vector the parked heads wrote is gone, and later layers had come to count on it. Single heads
-# carry much of it (the figure): {glue:text}`top_head_value` alone costs
-# {glue:text}`top_rise_value` nats with its sink's value zeroed, and {glue:text}`top_head_attention`
-# alone {glue:text}`top_rise_attention` with the first position hidden.
+# by {glue:text}`rise_plain_attention` with the first position hidden. The two removals break
+# parking in different ways: hidden, the sink's share of attention goes to other tokens, whose
+# values the parked heads then move; zeroed, the fixed vector the parked heads wrote is gone, and
+# later layers had come to count on it. The heads
+# differ (the figure): the costliest alone, {glue:text}`top_head_value`, costs
+# {glue:text}`top_rise_value` nats with its sink's value zeroed; with the first position hidden
+# the costliest, {glue:text}`top_head_attention`, costs {glue:text}`top_rise_attention`.
 
 # %% tags=["remove-cell"]
 check(
@@ -710,18 +710,18 @@ if CHECK_BANDS:
 # %% [markdown]
 # ## The language organism: copying, sinks and massive activations in a model with MLPs
 #
-# The sink is learned, not built in. The book's language organism, `language-4l` (four layers
-# with MLPs, trained on the synthetic language, with repeated sentences and rows of repeated
-# random words in its data), is the second case: below we find its induction heads on repeated
-# random words and measure `Sink_1` on its own text and on random words without repeats, the
-# input Gu et al. measure on. Beside the sink we look for what Sun et al. (2024) found next to
-# the sinks of real models: *massive activations*, residual-stream entries far larger than the
-# median magnitude (above 100 and about a thousand times the median, up to about 100,000 times
-# typical activations), at the first token and at delimiters, in a few fixed dimensions. For each point of the residual stream we give the largest
-# |activation| over the median |activation|, and the position and dimension where it sits; and
-# the residual norm at the first position over the others' (Guo et al.'s peak). And we remove its
-# sink in every head at once, as above, on its own text. This section runs when the chapter's model
-# is the induction organism.
+# The sink is learned, not built in. The book's language organism, `language-4l` (four layers with
+# MLPs, trained on the synthetic language, with repeated sentences and rows of repeated random words
+# in its data), is the second case: below we find its induction heads on repeated random words and
+# measure `Sink_1` on its own text and on random words without repeats, the input Gu et al. measure
+# on. Beside the sink we look for what Sun et al. (2024) found next to the sinks of real models:
+# *massive activations*, residual-stream entries far larger than the median magnitude (above 100 and
+# about a thousand times the median, up to about 100,000 times typical activations), at the first
+# token and at delimiters, in a few fixed dimensions. For each point of the residual stream we give
+# the largest |activation| over the median |activation|, and the position and dimension where it
+# sits; and the residual norm at the first position over the others' (Guo et al.'s peak). And we
+# remove its sink in every head at once, as above, on its own text. This section runs when the
+# chapter's model is the induction organism.
 
 # %%
 if IS_ORGANISM and not SPEAKS_LANGUAGE:
@@ -963,17 +963,17 @@ if CHECK_BANDS:
 # %% [markdown]
 # ## What it means
 #
-# A head is a fixed circuit: it attends with the same weights to whatever the context holds.
-# When its pattern is absent, softmax still has to put its mass somewhere, and a head that must
-# not disturb the residual stream needs a place where attention does no harm. The first token is
-# the one place every query can see, and a model learns to make it a no-op: Guo et al. (2024)
-# call such heads *dormant* (active when their trigger is present, parked on the sink otherwise)
-# and show what comes with it, a residual-state peak (a large residual norm) at the sink together
-# with a value-state drain (small value vectors there); Sun et al. (2024) trace the sink to massive activations acting
-# as fixed biases; Gu et al. (2024) show the sink comes from the softmax's need to sum to one (it
-# nearly vanishes with unnormalised sigmoid attention); Barbero et al. (2025) argue it also keeps
-# deep models from *over-mixing*, letting heads decline to average their inputs together.
-# StreamingLLM turns the finding into an engineering rule: never evict the first tokens.
+# A head is a fixed circuit: it attends with the same weights to whatever the context holds. When
+# its pattern is absent, softmax still has to put its mass somewhere, and a head that must not
+# disturb the residual stream needs a place where attention does no harm. The first token is the one
+# place every query can see, and a model learns to make it a no-op: Guo et al. (2024) call such
+# heads *dormant* (active when their trigger is present, parked on the sink otherwise) and show what
+# comes with it, a residual-state peak (a large residual norm) at the sink together with a
+# value-state drain (small value vectors there); Sun et al. (2024) trace the sink to massive
+# activations acting as fixed biases; Gu et al. (2024) show the sink comes from the softmax's need
+# to sum to one (it nearly vanishes with unnormalised sigmoid attention); Barbero et al. (2025)
+# argue it also keeps deep models from *over-mixing*, letting heads decline to average their inputs
+# together. StreamingLLM turns the finding into an engineering rule: never evict the first tokens.
 #
 # ## Results
 #

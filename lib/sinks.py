@@ -25,12 +25,18 @@ from lib.hooks import every_layer, reduce_pass
 def text_stream(seed: int, batch: int, length: int) -> Int[Tensor, "batch length"]:
     """Rows of texts of the synthetic language (:mod:`lib.language`; no rows of random words)
     that open with one ``<bos>`` and then run text after text with the ``<bos>`` separators
-    between texts removed, so the first token is the only special one."""
-    corpus = language.sample_corpus(seed, 2 * batch + 8, length + length // 2 + 8)
-    texts = corpus.tokens[corpus.latents["topic"][:, 1] >= 0]
-    rows = [row[row != language.BOS_ID][: length - 1] for row in texts[:batch]]
-    if len(rows) < batch or min(len(row) for row in rows) < length - 1:
-        raise ValueError(f"could not fill {batch} rows of {length} tokens from the corpus")
+    between texts removed, so the first token is the only special one. Deterministic from ``seed``;
+    the first ``batch`` corpus rows that are text, drawing more rows where too few are."""
+    n_rows = 2 * batch + 8  # doubled while too few rows are text: the corpus keeps its first rows
+    while True:
+        corpus = language.sample_corpus(seed, n_rows, length + length // 2 + 8)
+        texts = corpus.tokens[corpus.latents["topic"][:, 1] >= 0]
+        rows = [row[row != language.BOS_ID][: length - 1] for row in texts[:batch]]
+        if len(rows) == batch and min(len(row) for row in rows) == length - 1:
+            break
+        if n_rows > 32 * batch:
+            raise ValueError(f"could not fill {batch} rows of {length} tokens from the corpus")
+        n_rows *= 2
     return torch.cat([torch.full((batch, 1), language.BOS_ID, dtype=torch.long), torch.stack(rows)], dim=1)
 
 

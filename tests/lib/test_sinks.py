@@ -172,6 +172,15 @@ def test_window_attention_hides_the_masked_keys(model, tokens):
     assert not torch.allclose(sinks.next_token_loss(model, tokens, 3, 0), full)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_text_stream_fills_every_row_for_every_seed(seed):
+    """However many of the corpus's first rows are rows of random words, the stream has ``batch``
+    text rows, and the same ones each time."""
+    stream = sinks.text_stream(seed, 16, 64)
+    assert stream.shape == (16, 64) and torch.equal(stream, sinks.text_stream(seed, 16, 64))
+    assert torch.equal(sinks.text_stream(seed, 4, 64), stream[:4])
+
+
 def test_text_stream_and_first_token_edit():
     stream = sinks.text_stream(0, 3, 100)
     assert (
