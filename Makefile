@@ -4,7 +4,7 @@
 #   make test                               ruff, lib tests, sync test, nbval over book/, book build
 #   make run CHAPTER=slug PARAMS="-p NAME VALUE ..."   re-execute one chapter into outputs/
 #   make params CHAPTER=slug                list a chapter's parameters
-#   make bench                              the patching benchmarks (benchmarks/RESULTS.md)
+#   make bench                              the benchmarks (benchmarks/RESULTS*.md)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -44,3 +44,4 @@ params: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.patching
+	$(PY) -m benchmarks.directions

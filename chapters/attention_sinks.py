@@ -46,15 +46,15 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 MODEL_NAME: str = "induction-2l"  # organism (induction-2l, language-4l) or TransformerLens name (gpt2-small)
-DEVICE: str = "auto"  # auto, cpu or cuda
-DTYPE: str = "float32"  # float32, float16 or bfloat16
-SEED: int = 0  # seed of every random token sequence and text sample in this chapter
-SEQ_LEN: int = 50  # length of each half of the repeated tokens, 20 or more (shorter repeats score lower)
-BATCH: int = 16  # sequences in every input set, 4 to 64 (fewer make the checks' averages noisy)
-PLAIN_LEN: int = 64  # length of the inputs with nothing to induct, 16 or more (Gu et al. use 64)
-WINDOW: int = 16  # window attention: each query sees the last WINDOW tokens, 2 to window length / 4
-N_SINK: int = 4  # the first N_SINK tokens stay visible too, 1 to min(8, WINDOW) (StreamingLLM keeps 4)
-WINDOW_LEN: int = 0  # length of the window-attention inputs: 0 for the model's n_ctx, or 32 or more
+DEVICE: str = "auto"  # {"auto", "cpu", "cuda"}: where the model runs
+DTYPE: str = "float32"  # {"float32", "float16", "bfloat16"}: dtype of the weights and activations
+SEED: int = 0  # [0, 2**32 - 1]: seed of every random token sequence and text sample in this chapter
+SEQ_LEN: int = 50  # [20, (n_ctx - 1) // 2]: each half of the repeated tokens (shorter repeats score lower)
+BATCH: int = 16  # [4, 64]: sequences in every input set (fewer make the checks' averages noisy)
+PLAIN_LEN: int = 64  # [16, n_ctx]: length of the inputs with nothing to induct (Gu et al. use 64)
+WINDOW: int = 16  # [2, (WINDOW_LEN or n_ctx) // 4]: window attention: each query sees the last WINDOW tokens
+N_SINK: int = 4  # [1, min(8, WINDOW)]: the first N_SINK tokens stay visible too (StreamingLLM keeps 4)
+WINDOW_LEN: int = 0  # 0 or [32, n_ctx]: length of the window-attention inputs (0: the model's n_ctx)
 
 # %%
 import circuitsvis as cv
@@ -64,21 +64,22 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
-from lib import attention, data, env, language, models, params, plots, residual, sinks, zoo
+from lib import attention, data, env, language, memory, models, params, plots, residual, sinks, zoo
 from lib.claims import check
 
 config = models.model_config(MODEL_NAME)
-params.check_int("SEQ_LEN", SEQ_LEN, 20, (config.n_ctx - 1) // 2)
-params.check_int("BATCH", BATCH, 4, 64)
-params.check_int("PLAIN_LEN", PLAIN_LEN, 16, config.n_ctx)
-if WINDOW_LEN != 0 and not 32 <= WINDOW_LEN <= config.n_ctx:
-    raise ValueError(
-        f"WINDOW_LEN={WINDOW_LEN!r} is not allowed; expected 0 (the model's n_ctx) "
-        f"or an integer in [32, {config.n_ctx}]"
-    )
+params.validate(globals(), config)  # the types and ranges the parameters cell declares, n_ctx from the config
 window_len = WINDOW_LEN or config.n_ctx
-params.check_int("WINDOW", WINDOW, 2, window_len // 4)
-params.check_int("N_SINK", N_SINK, 1, min(8, WINDOW))
+memory.check(
+    config,
+    DEVICE,
+    DTYPE,
+    {
+        "BATCH, SEQ_LEN": (BATCH, 2 * SEQ_LEN + 1),
+        "BATCH, PLAIN_LEN": (BATCH, PLAIN_LEN),
+        "BATCH, WINDOW_LEN": (BATCH, window_len),
+    },
+)
 env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
 IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
@@ -146,7 +147,7 @@ display(plots.head_heatmap(scores, f"induction score per head ({MODEL_NAME})", z
 # attention on the first token.
 
 # %% tags=["remove-cell"]
-check("induction scores are attention masses", 0 <= scores.min() and scores.max() <= 1 + 1e-4)
+check("induction scores are attention masses", 0 <= scores.min() and scores.max() <= 1 + env.tolerance(DTYPE))
 check("first-token attention is a fraction", 0 <= induction_first_attn_repeated <= 1)
 if CHECK_BANDS:
     check("the organism has an induction head scoring >= 0.8", scores.max() >= 0.8, top=scores.max())
@@ -233,7 +234,7 @@ cv.attention.attention_heads(
 # %% tags=["remove-cell"]
 check(
     "first-token masses are fractions",
-    all(0 <= m.min() and m.max() <= 1 + 1e-4 for m in first_plain.values()),
+    all(0 <= m.min() and m.max() <= 1 + env.tolerance(DTYPE) for m in first_plain.values()),
 )
 check("the chance level is a fraction", 0 < uniform_first_plain < 1, uniform=uniform_first_plain)
 if CHECK_BANDS:
@@ -309,7 +310,8 @@ px.line(
 # %% tags=["remove-cell"]
 check("Sink_1 is a percentage", all(0 <= value <= 100 for value in sink1.values()), **sink1)
 check(
-    "importances are fractions", all(0 <= imp.min() and imp.max() <= 1 + 1e-4 for imp in importance.values())
+    "importances are fractions",
+    all(0 <= imp.min() and imp.max() <= 1 + env.tolerance(DTYPE) for imp in importance.values()),
 )
 check("uniform attention gives the first token no sink", uniform_importance < 0.3, uniform=uniform_importance)
 if CHECK_BANDS:
@@ -461,7 +463,7 @@ check(
 )
 check(
     "spreads lie in [0, 1]",
-    all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in (spread_repeated, spread_plain)),
+    all(0 <= s.min() and s.max() <= 1 + env.tolerance(DTYPE) for s in (spread_repeated, spread_plain)),
 )
 check("the largest activation is at least the median", (massive["value"][:, 0] >= massive["median"]).all())
 if CHECK_BANDS:
@@ -552,7 +554,7 @@ intervention_table
 # %% tags=["remove-cell"]
 check(
     "first-token masses after the interventions are fractions",
-    all(0 <= m <= 1 + 1e-4 for m in first_after.values()),
+    all(0 <= m <= 1 + env.tolerance(DTYPE) for m in first_after.values()),
     **first_after,
 )
 check(
@@ -818,7 +820,10 @@ else:
 if IS_ORGANISM and not SPEAKS_LANGUAGE:
     check(
         "the other organism's scores are in range",
-        all(0 <= other_scores[k].min() and other_scores[k].max() <= 1 + 1e-4 for k in other_scores)
+        all(
+            0 <= other_scores[k].min() and other_scores[k].max() <= 1 + env.tolerance(DTYPE)
+            for k in other_scores
+        )
         and all(0 <= v <= 100 for v in other_sink1.values()),
         **other_facts,
     )
@@ -961,6 +966,235 @@ if CHECK_BANDS:
     )
 
 # %% [markdown]
+# ## An attention that needs no sink
+#
+# Gu et al. (2024) trace the sink to the softmax: a head's weights must sum to one, so a head with
+# nothing to do has to put them on some position. Their controlled 60M-parameter model has
+# `Sink_1` 18.18% with softmax attention and 0.44% with sigmoid attention without normalisation,
+# whose weights need not sum to anything. The book's variant keeps the softmax and gives it a way
+# out: an extra logit fixed at zero beside the keys' ("softmax1", Miller 2023; GPT-OSS learns one
+# such logit per head). A head's weights are then `softmax([scores, 0])` without the last entry,
+# that is `softmax(scores) * sigmoid(logsumexp(scores))` per query, and they sum to less than one.
+# `induction-2l-softmax1` is `induction-2l` retrained with that one change: the same data, seed,
+# initial weights, optimiser and steps (`lib/zoo/recipes/induction_softmax1.py`; TransformerLens
+# computes it with `use_attention_sinks`, the logit frozen at zero). For this model "attention
+# mass" on a position is that position's weight in the head's output, as for the softmax model;
+# what a query's weights leave unspent, one minus their sum, goes to the extra logit, which moves
+# nothing (`lib.sinks.null_mass`; it is 0 under softmax). `Sink_1` and the first-token mass count
+# only what goes to positions, so a head that gives its attention to nothing scores 0 on both.
+#
+# Both organisms on the same inputs: `Sink_1`, the first-token mass and the null mass on the random
+# tokens without repeats, the induction score and the loss on the predictable second half of the
+# repeated tokens. Then the formation: both training logs record `Sink_1`, the first-token mass and
+# the null mass on 64 random tokens without repeats every 25 steps. When the chapter's model is not one of the two induction organisms, only its
+# own numbers are shown.
+
+# %%
+VARIANT = "induction-2l-softmax1"
+COMPARE = IS_ORGANISM and not SPEAKS_LANGUAGE  # the two induction organisms, side by side
+nosink_models = (
+    {
+        name: model if name == MODEL_NAME else models.load_model(name, DEVICE, DTYPE)
+        for name in ("induction-2l", VARIANT)
+    }
+    if COMPARE
+    else {MODEL_NAME: model}
+)
+random_plain = plain_inputs["random tokens without repeats"].to(model.cfg.device)
+random_later = later_queries(random_plain)
+# all scores equal (as at initialisation): query i (from 0) shares its attention among its i + 1
+# keys and, under softmax1, the zero logit, which gets 1 / (i + 2)
+uniform_null = (1 / torch.arange(3, PLAIN_LEN + 2, dtype=torch.float64)).mean().item()
+uniform_first_random = sinks.uniform_first_mass(random_later)
+
+
+def sink_facts(m) -> dict[str, float]:
+    """The sink, the null mass and copying of one model on this chapter's inputs."""
+    first = sinks.first_token_mass(m, random_plain, random_later)
+    null = sinks.null_mass(m, random_plain, random_later)
+    return {
+        "Sink_1 (%)": sinks.sink_rate(sinks.token_importance(m, random_plain)),
+        "first-token mass, mean over heads": first.mean().item(),
+        "first-token mass, largest head": first.max().item(),
+        "null mass, mean over heads": null.mean().item(),
+        "null mass, largest head": null.max().item(),
+        "best induction score": attention.head_scores(m, repeated, ("induction",))["induction"].max().item(),
+        "loss, predictable second half of the repeated tokens": sinks.next_token_loss(m, repeated)[
+            SEQ_LEN + 1 :
+        ]
+        .mean()
+        .item(),
+    }
+
+
+def shown(key: str, value: float) -> float:
+    """A fact as printed: null masses to 4 decimals, since softmax rows sum to 1 only to rounding
+    (about 1e-7; ``+ 0.0`` turns -0.0 into 0.0), the others to 3 significant digits."""
+    return round(value, 4) + 0.0 if key.startswith("null") else env.sig(value)
+
+
+nosink = {name: sink_facts(m) for name, m in nosink_models.items()}
+nosink_table = pd.DataFrame(
+    {name: {k: shown(k, v) for k, v in facts.items()} for name, facts in nosink.items()}
+)
+glue("nosink_null_this", shown("null", nosink[MODEL_NAME]["null mass, mean over heads"]), display=False)
+glue("uniform_null", env.sig(uniform_null), display=False)
+if COMPARE:
+    logs = {name: zoo.manifest(name)["training_log"] for name in nosink_models}
+    for name, log in logs.items():
+        nosink_table.loc["held-out loss on the training data, end of training (log)", name] = env.sig(
+            log[-1]["heldout_loss"]
+        )
+nosink_table.rename_axis(f"{PLAIN_LEN} random tokens without repeats; repeated tokens")
+
+# %%
+if COMPARE:
+    sink_step = {name: next(e["step"] for e in log if e["sink1_random"] > 0) for name, log in logs.items()}
+    induction_step = {
+        name: next((e["step"] for e in log if e["top_induction_score"] >= 0.7), None)
+        for name, log in logs.items()
+    }
+    std, var = nosink["induction-2l"], nosink[VARIANT]
+    for key, value in {
+        "nosink_sink1_softmax": std["Sink_1 (%)"],
+        "nosink_sink1_softmax1": var["Sink_1 (%)"],
+        "nosink_first_softmax": std["first-token mass, mean over heads"],
+        "nosink_first_softmax1": var["first-token mass, mean over heads"],
+        "nosink_first_max_softmax1": var["first-token mass, largest head"],
+        "nosink_null_softmax1": var["null mass, mean over heads"],
+        "nosink_null_max_softmax1": var["null mass, largest head"],
+        "nosink_induction_softmax": std["best induction score"],
+        "nosink_induction_softmax1": var["best induction score"],
+        "nosink_loss_softmax": std["loss, predictable second half of the repeated tokens"],
+        "nosink_loss_softmax1": var["loss, predictable second half of the repeated tokens"],
+        "nosink_heldout_softmax": logs["induction-2l"][-1]["heldout_loss"],
+        "nosink_heldout_softmax1": logs[VARIANT][-1]["heldout_loss"],
+        "nosink_null_start": logs[VARIANT][0]["null_mass"],
+        "nosink_null_end": logs[VARIANT][-1]["null_mass"],
+        "nosink_first_start": logs["induction-2l"][0]["first_token_mass"],
+        "nosink_first_end": logs["induction-2l"][-1]["first_token_mass"],
+        "uniform_first_random": uniform_first_random,
+    }.items():
+        glue(key, env.sig(value), display=False)
+    glue("nosink_sink_step_softmax", sink_step["induction-2l"], display=False)
+    glue("nosink_sink_step_softmax1", sink_step[VARIANT], display=False)
+    glue("nosink_induction_step", induction_step["induction-2l"], display=False)
+    glue("nosink_steps", logs["induction-2l"][-1]["step"], display=False)
+    panels = {
+        "Sink_1 (%)": "sink1_random",
+        "first-token mass": "first_token_mass",
+        "null mass": "null_mass",
+        "best induction score": "top_induction_score",
+    }
+    display(
+        plots.stacked_curves(
+            [e["step"] for e in logs["induction-2l"]],
+            {
+                label: {name: [e[key] for e in log] for name, log in logs.items()}
+                for label, key in panels.items()
+            },
+            "the sink's formation: 64 random tokens without repeats, mean over heads (training logs)",
+            "training step",
+        )
+    )
+else:
+    print(
+        "the comparison and the formation are of the two induction organisms; they run when MODEL_NAME is one"
+    )
+
+# %% [markdown]
+# This run's model gives {glue:text}`nosink_null_this` of its attention, averaged over heads, to
+# no position (0 under softmax). On the same
+# `PLAIN_LEN` random tokens without repeats, `Sink_1` is {glue:text}`nosink_sink1_softmax`% for
+# `induction-2l` and {glue:text}`nosink_sink1_softmax1`% for `induction-2l-softmax1` (in steps of
+# {glue:text}`sink1_step`%; a head without a sink counts 0, uniform importance being
+# {glue:text}`uniform_importance`), and the first-token mass, averaged over heads, is
+# {glue:text}`nosink_first_softmax` against {glue:text}`nosink_first_softmax1` (up to
+# {glue:text}`nosink_first_max_softmax1` in one head; uniform attention gives
+# {glue:text}`uniform_first_random`). The sink did not vanish. The way out went unused: the extra
+# logit takes {glue:text}`nosink_null_softmax1` of the attention on average and at most
+# {glue:text}`nosink_null_max_softmax1` in any head, less than the {glue:text}`uniform_null` it
+# gets when all scores are equal, as at initialisation (a query gives it `1 / (1 + sum exp(scores))`).
+# The heads learned scores well above the zero logit, which makes softmax1 all but softmax, and
+# park on the first token as softmax heads do.
+# Gu et al.'s 0.44% is for sigmoid attention without normalisation, which has no softmax left to
+# sum to anything; one extra logit at zero is a way out that this model, at least, did not take.
+#
+# Nor did the variant learn induction. Its best induction score is
+# {glue:text}`nosink_induction_softmax1` (`induction-2l`: {glue:text}`nosink_induction_softmax`),
+# its loss on the predictable second half of the repeated tokens
+# {glue:text}`nosink_loss_softmax1` nats against {glue:text}`nosink_loss_softmax`, and its held-out
+# loss on its training data at the end of training {glue:text}`nosink_heldout_softmax1` against
+# {glue:text}`nosink_heldout_softmax`: in this run (one seed, the recipe's
+# {glue:text}`nosink_steps` steps) the induction phase change never came. So the comparison does
+# not show dormant induction heads without a sink: the variant's layer-1 heads park on the first
+# token without ever having had a pattern to look for.
+#
+# The logs show when the sink forms. `induction-2l` starts with none (`Sink_1` 0%, first-token mass
+# {glue:text}`nosink_first_start` over heads); its induction head forms at step
+# {glue:text}`nosink_induction_step` (score 0.7, the zoo appendix's mark) and its first sink head
+# (first-token importance above 0.3) at step {glue:text}`nosink_sink_step_softmax`, right after.
+# The first-token mass then keeps rising, to {glue:text}`nosink_first_end` at the end, as the
+# heads become dormant: copying when there is something to copy, parked otherwise (Guo et al.). In
+# this organism the sink comes with the induction head. `induction-2l-softmax1` forms its first sink
+# head at step {glue:text}`nosink_sink_step_softmax1` with no induction head at all, while its null
+# mass falls from {glue:text}`nosink_null_start` at initialisation to {glue:text}`nosink_null_end`.
+
+# %% tags=["remove-cell"]
+check(
+    "null masses are fractions",
+    all(
+        -env.tolerance(DTYPE) <= facts["null mass, mean over heads"] <= facts["null mass, largest head"] <= 1
+        for facts in nosink.values()
+    ),
+    **{name: facts["null mass, largest head"] for name, facts in nosink.items()},
+)
+if COMPARE:
+    check(
+        "the sink does not vanish under softmax1: its Sink_1 is above 0 and below induction-2l's",
+        0 < var["Sink_1 (%)"] < std["Sink_1 (%)"],
+        softmax=std["Sink_1 (%)"],
+        softmax1=var["Sink_1 (%)"],
+    )
+    check(
+        "softmax1 parks on the first token: its largest head's first-token mass is over 3x uniform",
+        var["first-token mass, largest head"] > 3 * uniform_first_random,
+        first=var["first-token mass, largest head"],
+        uniform=uniform_first_random,
+    )
+    check(
+        "softmax1's heads leave the zero logit less than equal scores would give it, in every head",
+        var["null mass, largest head"] < uniform_null,
+        null=var["null mass, largest head"],
+        uniform=uniform_null,
+    )
+    check(
+        "induction-2l-softmax1 has no induction head (best score < 0.1) and loses over 3 nats on the "
+        "repeated half, where induction-2l loses under 0.5",
+        var["best induction score"] < 0.1
+        and var["loss, predictable second half of the repeated tokens"] > 3
+        and std["loss, predictable second half of the repeated tokens"] < 0.5,
+        softmax=std,
+        softmax1=var,
+    )
+    check(
+        "in both logs Sink_1 is 0 at initialisation and at least 25% at the end",
+        all(log[0]["sink1_random"] == 0 and log[-1]["sink1_random"] >= 25 for log in logs.values()),
+        **{name: (log[0]["sink1_random"], log[-1]["sink1_random"]) for name, log in logs.items()},
+    )
+    check(
+        "induction-2l's first sink head forms within 200 steps after its induction head",
+        0 <= sink_step["induction-2l"] - induction_step["induction-2l"] <= 200,
+        sink=sink_step,
+        induction=induction_step,
+    )
+    check(
+        "induction-2l's first-token mass grows over training; softmax1's null mass shrinks",
+        logs["induction-2l"][-1]["first_token_mass"] > 3 * logs["induction-2l"][0]["first_token_mass"]
+        and logs[VARIANT][-1]["null_mass"] < logs[VARIANT][0]["null_mass"],
+    )
+
+# %% [markdown]
 # ## What it means
 #
 # A head is a fixed circuit: it attends with the same weights to whatever the context holds. When
@@ -971,7 +1205,8 @@ if CHECK_BANDS:
 # comes with it, a residual-state peak (a large residual norm) at the sink together with a
 # value-state drain (small value vectors there); Sun et al. (2024) trace the sink to massive
 # activations acting as fixed biases; Gu et al. (2024) show the sink comes from the softmax's need
-# to sum to one (it nearly vanishes with unnormalised sigmoid attention); Barbero et al. (2025)
+# to sum to one (it nearly vanishes with unnormalised sigmoid attention; in the organism, one extra
+# logit at zero beside the keys' was not enough to make it go); Barbero et al. (2025)
 # argue it also keeps deep models from *over-mixing*, letting heads decline to average their inputs
 # together. StreamingLLM turns the finding into an engineering rule: never evict the first tokens.
 #
@@ -1026,6 +1261,20 @@ results = pd.DataFrame(
             f"0 (uniform importance {env.sig(uniform_importance)} < 0.3)",
             "70.29 (GPT2-XL, 1,200 heads) to 91.23 (LLaMA3-8B, 1,024 heads); 18.18 (60M model)",
             f"{size}, steps of {env.sig(sink1_step)}%",
+        ),
+        *(
+            [
+                (
+                    f"Sink_1 (%), {PLAIN_LEN} random tokens: softmax / softmax1 (one extra zero logit)",
+                    f"{env.sig(std['Sink_1 (%)'])} / {env.sig(var['Sink_1 (%)'])}",
+                    f"0 (uniform importance {env.sig(uniform_importance)} < 0.3)",
+                    "18.18 (softmax) / 0.44 (sigmoid attention without normalisation): "
+                    "a 60M-parameter model (Gu et al.)",
+                    f"{', '.join(nosink_models)}: {n_heads_total} heads each, steps of {env.sig(sink1_step)}%",
+                )
+            ]
+            if COMPARE
+            else []
         ),
         (
             "value norm, first position / others (induction heads)",
@@ -1083,8 +1332,9 @@ results
 # Published values: the source post (Adewuyi 2025, GPT-2 small induction heads on Pile text);
 # Gu et al. (2024), "When attention sink emerges in language models" (`Sink_1` on 64 random
 # tokens over about a thousand heads; a controlled 60M model gives 18.18%, and 0.44% with sigmoid
-# attention); Xiao et al. (2023), StreamingLLM (4 sink tokens plus a window keep perplexity flat,
-# the window alone collapses); Guo et al. (2024), active-dormant attention heads (residual-state
+# attention without normalisation); Miller (2023), "Attention is off by one" (softmax with an
+# extra zero logit); Xiao et al. (2023), StreamingLLM (4 sink tokens plus a window keep perplexity
+# flat, the window alone collapses); Guo et al. (2024), active-dormant attention heads (residual-state
 # peaks and value-state drains at the sink); Sun et al. (2024), massive activations.
 #
 # ## On a real model

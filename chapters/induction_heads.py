@@ -47,11 +47,11 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 MODEL_NAME: str = "induction-2l"  # a zoo organism (induction-2l) or a TransformerLens name (gpt2-small, ...)
-DEVICE: str = "auto"  # auto, cpu or cuda
-DTYPE: str = "float32"  # float32, float16 or bfloat16
-SEED: int = 0  # seed of every random token sequence in this chapter
-SEQ_LEN: int = 50  # length of each half of the repeated tokens: 12 to (context - 1) // 2 (63 on induction-2l); the organism copies weakly over shorter gaps, which its training data rarely holds
-BATCH: int = 30  # repeated-token sequences: 10 to 200; fewer rows leave too few predictable tokens for the checks' bands
+DEVICE: str = "auto"  # {"auto", "cpu", "cuda"}: where the model runs
+DTYPE: str = "float32"  # {"float32", "float16", "bfloat16"}: dtype of the weights and activations
+SEED: int = 0  # [0, 2**32 - 1]: seed of every random token sequence in this chapter
+SEQ_LEN: int = 50  # [12, (n_ctx - 1) // 2]: length of each half of the repeated tokens (at most 63 on induction-2l); the organism copies weakly over shorter gaps, which its training data rarely holds
+BATCH: int = 30  # [10, 200]: repeated-token sequences; fewer rows leave too few predictable tokens for the checks' bands
 TRAIN: bool = False  # retrain the zoo organism live for the phase-change section (about 12 minutes)
 
 # %%
@@ -64,14 +64,12 @@ from IPython.display import display
 from myst_nb import glue
 from transformer_lens.utilities import get_act_name
 
-from lib import attention, data, env, models, params, patching, plots, residual, zoo
+from lib import attention, data, env, memory, models, params, patching, plots, residual, zoo
 from lib.claims import check
 from lib.zoo.recipes import induction as organism_recipe
 
 config = models.model_config(MODEL_NAME)
-params.check_int("SEQ_LEN", SEQ_LEN, 12, (config.n_ctx - 1) // 2)
-params.check_int("BATCH", BATCH, 10, 200)
-params.check_choice("TRAIN", TRAIN, [False, True])
+params.validate(globals(), config)  # the types and ranges the parameters cell declares, n_ctx from the config
 if config.n_layers < 2:
     raise ValueError(
         f"MODEL_NAME={MODEL_NAME!r} has {config.n_layers} layer; an induction circuit needs two or more"
@@ -81,6 +79,7 @@ if TRAIN and MODEL_NAME not in zoo.ORGANISMS:
         f"TRAIN=True retrains a zoo organism; MODEL_NAME={MODEL_NAME!r} is not one "
         f"({', '.join(zoo.ORGANISMS)})"
     )
+memory.check(config, DEVICE, DTYPE, {"BATCH, SEQ_LEN": (BATCH, 2 * SEQ_LEN + 1)})
 env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
 IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
@@ -308,7 +307,7 @@ cv.attention.attention_heads(
 # %% tags=["remove-cell"]
 check(
     "scores are attention masses in [0, 1]",
-    all(0 <= s.min() and s.max() <= 1 + 1e-4 for s in scores.values()),
+    all(0 <= s.min() and s.max() <= 1 + env.tolerance(DTYPE) for s in scores.values()),
 )
 if IS_ORGANISM:
     check(

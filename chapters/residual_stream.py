@@ -48,18 +48,15 @@ if "google.colab" in sys.modules:
     )
 
 # %% tags=["parameters"]
-MODEL_NAME: str = (
-    "language-4l"  # a zoo organism with MLPs (language-4l) or a TransformerLens name (gpt2-small, ...)
-)
-DEVICE: str = "auto"  # auto, cpu or cuda
-DTYPE: str = "float32"  # float32, float16 or bfloat16
-SEED: int = 0  # seed of the text rows, the agreement prompts and the random tokens
-BATCH: int = 32  # rows of text, 8-64 (probes and the tuned lens fit on 3/4 of them, scored on the rest)
-N_CTX: int = 128  # tokens per row, 64 to the model's context (a text averages ~77 words: subjects,
-#                   verbs and repeated names need room)
-N_PROMPTS: int = 64  # subject-verb agreement prompts, 16-256 (fewer may survive a subword tokenizer)
-SEQ_LEN: int = 30  # length of each half of the repeated random words, 10 to (context - 1) / 2
-REP_BATCH: int = 8  # number of repeated-word sequences, 4-64 (copying is measured over all of them)
+MODEL_NAME: str = "language-4l"  # an organism with MLPs (language-4l) or a TransformerLens name (gpt2-small)
+DEVICE: str = "auto"  # {"auto", "cpu", "cuda"}: where the model runs
+DTYPE: str = "float32"  # {"float32", "float16", "bfloat16"}: dtype of the weights and activations
+SEED: int = 0  # [0, 2**32 - 1]: seed of the text rows, the agreement prompts and the random tokens
+BATCH: int = 32  # [8, 64]: rows of text (probes and the tuned lens fit on 3/4 of them, scored on the rest)
+N_CTX: int = 128  # [64, n_ctx]: tokens per row (a text averages ~77 words: subjects, verbs and repeated names need room)
+N_PROMPTS: int = 64  # [16, 256]: subject-verb agreement prompts (fewer may survive a subword tokenizer)
+SEQ_LEN: int = 30  # [10, (n_ctx - 1) // 2]: length of each half of the repeated random words
+REP_BATCH: int = 8  # [4, 64]: number of repeated-word sequences (copying is measured over all of them)
 
 # %%
 import math
@@ -78,6 +75,7 @@ from lib import (
     env,
     language,
     lens,
+    memory,
     models,
     params,
     patching,
@@ -90,16 +88,18 @@ from lib import (
 from lib.claims import check
 
 config = models.model_config(MODEL_NAME)
+params.validate(globals(), config)  # the types and ranges the parameters cell declares, n_ctx from the config
 if config.attn_only:
     raise ValueError(
         f"MODEL_NAME={MODEL_NAME!r} is attention-only; this chapter needs a model with MLPs "
         f"(e.g. language-4l or gpt2-small)"
     )
-params.check_int("BATCH", BATCH, 8, 64)
-params.check_int("N_CTX", N_CTX, 64, config.n_ctx)
-params.check_int("N_PROMPTS", N_PROMPTS, 16, 256)
-params.check_int("SEQ_LEN", SEQ_LEN, 10, (config.n_ctx - 1) // 2)
-params.check_int("REP_BATCH", REP_BATCH, 4, 64)
+memory.check(
+    config,
+    DEVICE,
+    DTYPE,
+    {"BATCH, N_CTX": (BATCH, N_CTX), "REP_BATCH, SEQ_LEN": (REP_BATCH, 2 * SEQ_LEN + 1)},
+)
 env.setup(SEED)
 model = models.load_model(MODEL_NAME, DEVICE, DTYPE)
 IS_ORGANISM = MODEL_NAME in zoo.ORGANISMS
@@ -470,7 +470,7 @@ display(plots.head_heatmap(head_score["previous"], f"{MODEL_NAME}: previous-toke
 check(
     "repeated-token losses are non-negative and scores are fractions",
     min(copying["rep_first_loss"], copying["rep_second_loss"]) >= 0
-    and all(0 <= head_score[k].min() and head_score[k].max() <= 1 + 1e-4 for k in head_score),
+    and all(0 <= head_score[k].min() and head_score[k].max() <= 1 + env.tolerance(DTYPE) for k in head_score),
     **copying,
 )
 if IS_ORGANISM:  # the organism's targets (zoo appendix): it copies with an induction circuit
@@ -526,8 +526,11 @@ px.bar(
 # components write most into the stream.
 
 # %% tags=["remove-cell"]
+decomp_tol = env.tolerance(DTYPE, 1e-4)  # float rounding: 1e-4 in float32, looser in half precision
 check(
-    "the components sum to the residual stream (relative error <= 1e-4)", decomp_max_rel_err <= 1e-4, **errors
+    f"the components sum to the residual stream (relative error <= {decomp_tol:.2g})",
+    decomp_max_rel_err <= decomp_tol,
+    **errors,
 )
 
 # %% [markdown]
@@ -798,6 +801,7 @@ n_prompts, last = len(prompts.correct), prompts.clean.shape[1] - 1
 sites = torch.arange(n_prompts), torch.full((n_prompts,), last)
 attr = residual.direct_logit_attribution(model, prompts.clean, *sites, prompts.correct, prompts.wrong)
 dla_sum_rel_err = ((attr.summed() - attr.total).abs().max() / attr.total.abs().max()).item()
+dla_tol = env.tolerance(DTYPE, 1e-3)  # float rounding: 1e-3 in float32, looser in half precision
 glue(
     "dla_sum_rel_err", float(f"1e{math.ceil(math.log10(max(dla_sum_rel_err, 1e-9)))}"), display=False
 )  # power of ten above
@@ -818,7 +822,7 @@ print(
 )
 print(
     "direct terms sum to the logit difference:",
-    "yes, to a relative error below 1e-3" if dla_sum_rel_err <= 1e-3 else dla_sum_rel_err,
+    f"yes, to a relative error below {dla_tol:.2g}" if dla_sum_rel_err <= dla_tol else dla_sum_rel_err,
 )
 display(
     plots.head_heatmap(
@@ -864,8 +868,8 @@ px.bar(
 
 # %% tags=["remove-cell"]
 check(
-    "direct logit attributions sum to the logit difference (relative error <= 1e-3)",
-    dla_sum_rel_err <= 1e-3,
+    f"direct logit attributions sum to the logit difference (relative error <= {dla_tol:.2g})",
+    dla_sum_rel_err <= dla_tol,
     error=dla_sum_rel_err,
 )
 check("attributions are finite", all(torch.isfinite(t).all() for t in (attr.heads, attr.mlps, attr.total)))
@@ -1074,7 +1078,7 @@ if len(clean):
     )
     check(
         "before any layer, the subject's residual carries the whole difference (by construction)",
-        abs(path["resid_subject_l0"] - 1) < 1e-3,
+        abs(path["resid_subject_l0"] - 1) < env.tolerance(DTYPE, 1e-3),
         **path,
     )
 if IS_ORGANISM:

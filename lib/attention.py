@@ -142,8 +142,9 @@ def composition_scores(model: HookedTransformer, kind: str) -> Float[Tensor, "la
     A2 = W_O[:, :, None, None]
     middle = A2 @ B1[None, None]  # [L H L H d_head d_head]
     product = factored_frobenius(A1, middle, B2[None, None])
-    norm_A = factored_frobenius(W_V, torch.eye(W_V.shape[-1], device=W_V.device), W_O)
-    norm_B = factored_frobenius(B1, torch.eye(B1.shape[-1], device=B1.device), B2)
+    eye = torch.eye(W_V.shape[-1], dtype=W_V.dtype, device=W_V.device)  # [d_head, d_head]
+    norm_A = factored_frobenius(W_V, eye, W_O)
+    norm_B = factored_frobenius(B1, eye, B2)
     scores = product / (norm_A[:, :, None, None] * norm_B[None, None])
     later = torch.arange(L, device=scores.device)
     valid = later[None, :] > later[:, None]  # [layer1, layer2]
@@ -193,8 +194,14 @@ def copying_scores(
     ``positive``: the fraction of its ``d_head`` non-zero eigenvalues with positive real part;
     ``eigenvalue``: Elhage et al.'s summary ``sum(lambda) / sum(|lambda|)`` (real parts over
     moduli), 1 for a pure copier and -1 for a pure anti-copier. The eigenvalues are those of the
-    ``d_head x d_head`` product ``B A`` (``FactoredMatrix.eigenvalues``), one layer at a time."""
-    eig = torch.stack([ov_circuit(model, layer, ids).eigenvalues for layer in range(model.cfg.n_layers)])
+    ``d_head x d_head`` product ``B A`` (as ``FactoredMatrix.eigenvalues``), one layer at a time,
+    taken in float32 whatever the model's dtype (there is no half-precision eigensolver)."""
+    eig = torch.stack(
+        [
+            torch.linalg.eigvals(ov_circuit(model, layer, ids).BA.float())
+            for layer in range(model.cfg.n_layers)
+        ]
+    )
     return {
         "positive": (eig.real > 0).float().mean(-1),
         "eigenvalue": eig.real.sum(-1) / eig.abs().sum(-1),
@@ -253,10 +260,11 @@ def _heads_out(
     normed: Float[Tensor, "batch pos d_model"],
     b_V: Tensor | float = 0.0,
 ) -> Float[Tensor, "head batch pos d_model"]:
-    """Each head's output in ``layer`` when its values read ``normed``, its pattern held fixed."""
-    v = einops.einsum(normed, model.W_V[layer], "b p d, h d e -> b p h e") + b_V
+    """Each head's output in ``layer`` when its values read ``normed``, its pattern held fixed, in
+    float32."""
+    v = einops.einsum(normed, model.W_V[layer].float(), "b p d, h d e -> b p h e") + b_V
     z = einops.einsum(pattern, v, "b h q k, b k h e -> b q h e")
-    return einops.einsum(z, model.W_O[layer], "b q h e, h e d -> h b q d")
+    return einops.einsum(z, model.W_O[layer].float(), "b q h e, h e d -> h b q d")
 
 
 def path_logits(
@@ -270,7 +278,8 @@ def path_logits(
     the later reads the earlier's output (``LaHb>LcHd``), ``longer`` paths through three heads or
     more (none in two layers), and ``bias`` (every bias and LayerNorm offset). Returns each
     path's contribution to the logit of the actual next token minus the mean logit over the
-    vocabulary, at every position but the last; the paths sum to the model's own."""
+    vocabulary, at every position but the last; the paths sum to the model's own. Computed in
+    float32 whatever the model's dtype."""
     cfg = model.cfg
     if not cfg.attn_only:
         raise ValueError("path_logits expands attention-only models; this one has MLPs")
@@ -303,7 +312,8 @@ def path_logits(
         bias = bias + model.b_O[layer]
     linear, offset = _norm_linear(model, "ln_final", cache.cache_dict.get("ln_final.hook_scale", ones))
     next_tokens = tokens[:, 1:]
-    direction = model.W_U[:, next_tokens] - model.W_U.mean(-1)[:, None, None]  # [d_model batch pos-1]
+    W_U = model.W_U.float()
+    direction = W_U[:, next_tokens] - W_U.mean(-1)[:, None, None]  # [d_model batch pos-1]
     labels = [label for label in paths if label != "longer"] + (["longer"] if "longer" in paths else [])
 
     def logit(x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos-1"]:

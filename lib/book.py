@@ -2,39 +2,59 @@
 
 ``make book`` runs every chapter of ``_toc.yml`` on its defaults into ``book/<slug>.ipynb``;
 ``make run CHAPTER=slug PARAMS="-p NAME VALUE ..."`` re-runs one chapter with new parameters
-into ``outputs/<slug>-<tag>.ipynb``. Both come here::
+into ``outputs/<slug>-<NAME=value-...>.ipynb``. Both come here::
 
     python -m lib.book build                      # every chapter, defaults, into book/
     python -m lib.book run SLUG -p MODEL_NAME gpt2-small -p DEVICE cuda
-    python -m lib.book params SLUG                # the chapter's parameters and their help
+    python -m lib.book params SLUG                # the chapter's parameters and what is allowed
 
-Nothing heavy happens before the slug and parameter names are checked, and a chapter that
-fails leaves no notebook behind (papermill writes to a temp file that is renamed only on
-success). Timestamps are stripped so re-running changes only what changed.
-Introduced with the book's pipeline (README.md); every chapter goes through it.
+Before a kernel starts, the slug, the parameter names and every value are checked against the
+chapter's parameters cell (:mod:`lib.params`: types, ranges, choices; in about a second, with
+nothing heavy imported); what depends on the model (its context, the memory a run needs) the
+chapter's validation cell refuses in seconds, before the model loads. Papermill writes into a
+scratch folder outside the results; a run that succeeds replaces ``<name>.ipynb`` (mode 0644) in
+one rename, a run that fails keeps its notebook as ``<name>.FAILED.ipynb`` and leaves an older
+result alone, and an interrupted run (Ctrl-C, SIGTERM) writes nothing. The kernel is quiet (its
+log shows only critical errors) and talks over IPC sockets, so it needs no network, not even
+loopback. Every failure is one line. Timestamps are stripped so re-running changes only what
+changed. Introduced with the book's pipeline (README.md); every chapter goes through it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
-import papermill
 import yaml
+from traitlets.config import Config
+
+from lib import params as param_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR, BOOK_DIR, OUTPUTS_DIR = ROOT / "chapters", ROOT / "book", ROOT / "outputs"
 TIMING_KEYS = ("start_time", "end_time", "duration")
+MAX_TAG = 100  # characters of an output name's parameter part before it is shortened with a hash
 
 
 class ChapterError(RuntimeError):
     """A chapter raised while executing: the cell, the exception and its message."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The runner got SIGINT (Ctrl-C) or SIGTERM (a timeout, a cancelled job): a
+    ``KeyboardInterrupt``, so papermill stops the kernel and every ``finally`` runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def toc_chapters() -> list[str]:
@@ -67,27 +87,49 @@ def notebook(slug: str) -> nbformat.NotebookNode:
     return nb
 
 
-def parameters(slug: str) -> dict[str, dict]:
-    """The chapter's tagged parameters: name -> {inferred_type_name, default, help}."""
-    return papermill.inspect_notebook(notebook(slug))
+def parameters(slug: str) -> dict[str, param_specs.Parameter]:
+    """The chapter's parameters as its tagged parameters cell declares them (:mod:`lib.params`)."""
+    cell = next(c for c in notebook(slug).cells if "parameters" in c.metadata.get("tags", []))
+    return param_specs.declared(cell.source)
 
 
 def describe_parameters(slug: str) -> str:
-    """Human-readable list of a chapter's parameters, for ``make run``'s help."""
+    """Human-readable list of a chapter's parameters, for ``make params`` and ``make run``."""
     lines = [f'Parameters of chapter {slug!r} (pass as PARAMS="-p NAME VALUE ..."):']
     for name, p in parameters(slug).items():
-        lines.append(f"  {name}: {p['inferred_type_name']} = {p['default']}  # {p['help']}")
+        allowed = f"{param_specs.describe(p)}: " if p.allowed else ""
+        lines.append(f"  {name}: {p.type.__name__} = {p.default!r}  # {allowed}{p.help}")
     return "\n".join(lines)
 
 
-def parse_value(text: str) -> object:
-    """A command-line parameter value: int, float, bool, None, or else the string itself."""
-    for cast in (int, float):
+def checked(
+    slug: str, known: dict[str, param_specs.Parameter], values: dict[str, object]
+) -> dict[str, object]:
+    """``values`` checked against chapter ``slug``'s parameters ``known`` (:func:`parameters`),
+    before any kernel starts: unknown names, wrong types and values outside the declared ranges or
+    choices raise a one-line ``ValueError``. The given values are checked first, then the
+    defaults, against bounds that name a given parameter. Bounds that need the model's config are
+    left to the chapter's validation cell."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for chapter {slug!r}; allowed: {', '.join(known)}"
+        )
+    names = {name: p.default for name, p in known.items()} | values
+    for name in sorted(known, key=lambda name: name not in values):
         try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False, "None": None}.get(text, text)
+            param_specs.check(known[name], names[name], names)
+        except ValueError as err:
+            if name in values:
+                raise
+            raise ValueError(f"{err} (its default, which the values given rule out)") from None
+    return values
+
+
+def convert(known: dict[str, param_specs.Parameter], pairs: list[tuple[str, str]]) -> dict[str, object]:
+    """Command-line ``(NAME, text)`` pairs typed by the annotations of the parameters ``known``
+    (:func:`lib.params.convert`); unknown names pass through for :func:`checked` to refuse."""
+    return {name: param_specs.convert(known[name], text) if name in known else text for name, text in pairs}
 
 
 def strip_timing(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -101,61 +143,122 @@ def strip_timing(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(slug: str, output: Path, params: dict[str, object] | None = None) -> Path:
-    """Execute chapter ``slug`` with ``params`` into ``output``, atomically.
+def _kernel(folder: str) -> dict[str, object]:
+    """papermill options for a quiet kernel whose sockets live in ``folder``: IPC where the OS has
+    it (no TCP port, no loopback needed, no "running over TCP without encryption" warning), and a
+    log level that hides the "KeyboardInterrupt caught in kernel" that jupyter_client's shutdown
+    (an interrupt first) can provoke."""
+    transport = "ipc" if os.name == "posix" else "tcp"
+    connection = {"transport": transport, "connection_file": os.path.join(folder, "kernel.json")}
+    return {
+        "config": Config({"KernelManager": connection}),
+        "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"],
+    }
 
-    The kernel's working directory is ``book/`` (where nbval runs the notebooks too). Unknown
-    parameter names raise before the kernel starts; a failing chapter raises and leaves no file.
-    """
-    params = params or {}
-    src = check_slug(slug)
-    nb = notebook(slug)
-    known = papermill.inspect_notebook(nb)
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)} for chapter {slug!r}; allowed: {', '.join(known)}"
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{output.stem}-", dir=output.parent)
-    os.close(fd)
+
+def _failed_validating(nb: nbformat.NotebookNode, exec_count: int) -> bool:
+    """Whether cell ``[exec_count]`` of the executed ``nb`` is the one that validates the
+    parameters: the first code cell after the parameters cell (and papermill's injected one)."""
+    tags = [set(c.metadata.get("tags", [])) for c in nb.cells]
+    last = max(
+        (i for i, t in enumerate(tags) if t & {"parameters", "injected-parameters"}), default=len(tags)
+    )
+    cell = next((c for c in nb.cells[last + 1 :] if c.cell_type == "code"), None)
+    return cell is not None and cell.execution_count == exec_count
+
+
+def _publish(scratch: Path, dest: Path, src: Path) -> None:
+    """Write the executed notebook ``scratch`` to ``dest`` (mode 0644) in one rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    done = nbformat.read(scratch, as_version=4)
+    done.metadata.papermill.update(
+        input_path=str(src.relative_to(ROOT)) if src.is_relative_to(ROOT) else str(src),
+        output_path=str(dest.resolve().relative_to(ROOT) if dest.resolve().is_relative_to(ROOT) else dest),
+    )
+    fd, tmp = tempfile.mkstemp(suffix=".partial", prefix=f".{dest.name}-", dir=dest.parent)
     try:
-        papermill.execute_notebook(
-            nb,
-            tmp,
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(BOOK_DIR),
-            progress_bar=False,
-            log_output=False,
-        )
-        done = nbformat.read(tmp, as_version=4)
-        done.metadata.papermill.update(
-            input_path=str(src.relative_to(ROOT)),
-            output_path=str(
-                output.resolve().relative_to(ROOT) if output.resolve().is_relative_to(ROOT) else output
-            ),
-        )
-        nbformat.write(strip_timing(done), tmp)
-        os.replace(tmp, output)
-    except papermill.PapermillExecutionError as err:
-        if err.ename == "ClaimError":  # a check cell (lib.claims.check): the sentence says which claim broke
-            raise ChapterError(
-                f"chapter {slug!r}: a claim failed in cell [{err.exec_count}]: {err.evalue}"
-            ) from None
-        raise ChapterError(
-            f"chapter {slug!r} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}"
-        ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            nbformat.write(strip_timing(done), f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _shown(path: Path) -> str:
+    return os.path.relpath(path) if path.is_absolute() and path.is_relative_to(Path.cwd()) else str(path)
+
+
+def execute(
+    slug: str, output: Path, params: dict[str, object] | None = None, failed: Path | None = None
+) -> Path:
+    """Execute chapter ``slug`` with ``params`` into ``output``, atomically.
+
+    The kernel's working directory is ``book/`` (where nbval runs the notebooks too). Bad
+    parameters raise a ``ValueError`` before the kernel starts, or from the chapter's validation
+    cell, leaving nothing. A chapter that fails later raises :class:`ChapterError` naming the cell
+    and the claim or exception, and keeps its notebook as ``failed`` (default
+    ``<output>.FAILED.ipynb``); ``output`` is replaced only by a run that succeeds, which also
+    removes an older ``failed``.
+    """
+    src = check_slug(slug)
+    values = checked(slug, parameters(slug), params or {})
+    failed = failed or output.with_name(f"{output.stem}.FAILED.ipynb")
+    import papermill  # here, not at the top: refusing a bad value needs neither it nor nbclient (1 s)
+    from nbclient.exceptions import DeadKernelError
+
+    with tempfile.TemporaryDirectory(prefix="ibe-") as work:
+        scratch = Path(work) / "run.ipynb"
+        try:
+            papermill.execute_notebook(
+                notebook(slug),
+                str(scratch),
+                parameters=values,
+                kernel_name="python3",
+                cwd=str(BOOK_DIR),
+                progress_bar=False,
+                log_output=False,
+                **_kernel(work),
+            )
+        except papermill.PapermillExecutionError as err:
+            if err.ename == "ValueError" and _failed_validating(nbformat.read(scratch, 4), err.exec_count):
+                raise ValueError(err.evalue) from None
+            _publish(scratch, failed, src)
+            what = "a claim failed" if err.ename == "ClaimError" else f"{err.ename} raised"
+            raise ChapterError(
+                f"chapter {slug!r}: {what} in cell [{err.exec_count}]: {err.evalue} "
+                f"(notebook kept for inspection: {_shown(failed)})"
+            ) from None
+        except DeadKernelError:
+            _publish(scratch, failed, src)
+            raise ChapterError(
+                f"chapter {slug!r}: the kernel died (killed by the system, most often for lack of "
+                f"memory: lower the sizes, DTYPE or model) (notebook kept: {_shown(failed)})"
+            ) from None
+        _publish(scratch, output, src)
+    failed.unlink(missing_ok=True)
     return output
 
 
 def tag(params: dict[str, object]) -> str:
-    """A file-name tag for a parameter set, e.g. ``gpt2-small-cuda``."""
-    text = "-".join(str(v) for v in params.values()) or "defaults"
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
+    """A file-name tag for a parameter set: ``NAME=value`` pairs sorted by name, e.g.
+    ``DEVICE=cuda-MODEL_NAME=gpt2-small``; when a value has characters a file name should not
+    (``/``, spaces) or the tag is longer than ``MAX_TAG``, a cleaned prefix and a hash of the exact
+    values, so different parameter sets never share a name."""
+    if not params:
+        return "defaults"
+    items = sorted(params.items())
+    text = "-".join(f"{name}={value}" for name, value in items)
+    safe = re.sub(r"[^A-Za-z0-9._=+-]+", "-", text)
+    if safe == text and len(text) <= MAX_TAG:
+        return text
+    digest = hashlib.sha256(repr(items).encode()).hexdigest()[:12]
+    return f"{safe[: MAX_TAG - 13]}-{digest}"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,20 +272,29 @@ def main(argv: list[str] | None = None) -> None:
     show.add_argument("slug")
     args = parser.parse_args(argv)
     os.environ.setdefault("IBE_DISABLE_TQDM", "1")
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         if args.command == "build":
             for slug in toc_chapters():
                 print(f"executing chapters/{slug}.py -> book/{slug}.ipynb", flush=True)
-                execute(slug, BOOK_DIR / f"{slug}.ipynb")
+                execute(slug, BOOK_DIR / f"{slug}.ipynb", failed=OUTPUTS_DIR / f"{slug}.FAILED.ipynb")
         elif args.command == "params":
             print(describe_parameters(args.slug))
         else:
-            params = {name: parse_value(value) for name, value in args.parameter}
+            known = parameters(args.slug)
+            values = checked(args.slug, known, convert(known, args.parameter))
             print(describe_parameters(args.slug), flush=True)
-            out = execute(args.slug, OUTPUTS_DIR / f"{args.slug}-{tag(params)}.ipynb", params)
-            print(f"wrote {out}")
+            out = execute(args.slug, OUTPUTS_DIR / f"{args.slug}-{tag(values)}.ipynb", values)
+            print(f"wrote {_shown(out)}")
     except (ValueError, ChapterError) as err:
         sys.exit(f"error: {err}")
+    except Interrupted as stop:
+        print(
+            f"interrupted ({stop}): stopped the kernel; no notebook written, results unchanged",
+            file=sys.stderr,
+        )
+        sys.exit(128 + stop.signum)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,15 @@ def pick_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+def tolerance(dtype: str | torch.dtype, float32: float = 1e-4) -> float:
+    """The relative tolerance of an identity (a sum that holds exactly but for rounding, an
+    attention mass that is at most 1) computed in ``dtype``: ``float32`` (the tolerance in float32),
+    or four units of the dtype's rounding (``torch.finfo(dtype).eps``: 0.0039 for float16, 0.031
+    for bfloat16) where that is looser. Check cells take their bands from here, so every chapter
+    runs in every dtype of :data:`DTYPES`."""
+    return max(float32, 4 * torch.finfo(pick_dtype(dtype) if isinstance(dtype, str) else dtype).eps)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

@@ -100,6 +100,7 @@ def decomposition_errors(model: HookedTransformer, tokens: Int[Tensor, "batch po
     names = set(_component_names(model) + [final] + attn)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     stack, labels = _stack(model, cache)
+    stack = stack.float()  # the sums in float32: what is measured is the model's own rounding
     heads_and_bias = torch.stack(
         [
             stack[
@@ -178,6 +179,9 @@ def direct_logit_attribution(
     ``center=True`` replaces every component ``c`` by ``c - c_mean`` (its mean over the batch at
     the same position, as :func:`mean_ablation` uses): each term is then minus the *direct* effect of
     mean-ablating that component (the attention biases and the constant become zero).
+
+    Computed in float32 whatever the model's dtype (the final LayerNorm's scale is float32 in
+    half-precision TransformerLens models too); ``total`` is the model's own logit difference.
     """
     cfg = model.cfg
     names = _component_names(model) + ["ln_final.hook_scale"] * (cfg.normalization_type is not None)
@@ -185,19 +189,21 @@ def direct_logit_attribution(
     device = logits.device
     b, p = batch_idx.to(device), pos_idx.to(device)
     correct, wrong = correct.to(device), wrong.to(device)
-    direction = einops.rearrange(model.W_U[:, correct] - model.W_U[:, wrong], "m s -> s m")
+    unembed = model.W_U[:, correct].float() - model.W_U[:, wrong].float()  # [d_model, site]
+    direction = einops.rearrange(unembed, "m s -> s m")
     ln = _final_norm(model)
     if getattr(ln, "w", None) is not None:
         direction = direction * ln.w
     if cfg.normalization_type in CENTERED_NORMS:  # (c - mean(c)) . u == c . (u - mean(u))
         direction = direction - direction.mean(-1, keepdim=True)
     if cfg.normalization_type is not None:
-        direction = direction / cache["ln_final.hook_scale"][b, p]  # frozen scale, [site, 1]
-    constant = model.b_U[correct] - model.b_U[wrong]
+        direction = direction / cache["ln_final.hook_scale"][b, p].float()  # frozen scale, [site, 1]
+    constant = model.b_U[correct].float() - model.b_U[wrong].float()
     if getattr(ln, "b", None) is not None:
-        constant = constant + (model.W_U[:, correct] - model.W_U[:, wrong]).T @ ln.b
+        constant = constant + unembed.T @ ln.b.float()
 
     def at_sites(act: Float[Tensor, "batch pos ..."]) -> Float[Tensor, "site ..."]:
+        act = act.float()
         return (act - act.mean(0, keepdim=True) if center else act)[b, p]
 
     def project(act: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, " site"]:
@@ -207,14 +213,14 @@ def direct_logit_attribution(
         [
             einops.einsum(
                 at_sites(cache[get_act_name("z", layer)]),
-                model.W_O[layer],
+                model.W_O[layer].float(),
                 direction,
                 "s h e, h e m, s m -> h s",
             )
             for layer in range(cfg.n_layers)
         ]
     )
-    bias = einops.einsum(model.b_O, direction, "l m, s m -> l s")
+    bias = einops.einsum(model.b_O.float(), direction, "l m, s m -> l s")
     sites = len(b)
     return Attribution(
         embed=project(cache["hook_embed"]),
@@ -229,7 +235,7 @@ def direct_logit_attribution(
         if not cfg.attn_only
         else torch.zeros(0, sites, device=device),
         constant=torch.zeros_like(constant) if center else constant,
-        total=logits[b, p, correct] - logits[b, p, wrong],
+        total=logits[b, p, correct].float() - logits[b, p, wrong].float(),
     )
 
 
@@ -292,8 +298,9 @@ def residual_norms(
 def language_tokens(model: HookedTransformer, corpus: language.Corpus) -> Int[Tensor, "batch pos"]:
     """The corpus's rows as the model's tokens: the rows themselves for a model of the language;
     for any other model, each row's words as text (``<bos>`` between texts becomes the model's
-    BOS token) re-tokenized by its tokenizer and cut to the row's length (every word is at
-    least one token)."""
+    BOS token) re-tokenized by its tokenizer after its BOS token (prepended explicitly, also for
+    models TransformerLens runs without one) and cut to the row's length (every word is at least
+    one token)."""
     if language.speaks_language(model):
         return corpus.tokens.to(model.cfg.device)
     bos = model.tokenizer.bos_token
@@ -301,7 +308,7 @@ def language_tokens(model: HookedTransformer, corpus: language.Corpus) -> Int[Te
         " ".join(bos if t == language.BOS_ID else language.VOCAB[t] for t in row[1:])
         for row in corpus.tokens.tolist()
     ]
-    return model.to_tokens(texts)[:, : corpus.tokens.shape[1]]
+    return model.to_tokens(texts, prepend_bos=True)[:, : corpus.tokens.shape[1]]
 
 
 @dataclass
@@ -324,9 +331,10 @@ def agreement_prompts(model: HookedTransformer, n: int, seed: int) -> AgreementP
     """``n`` candidate prompts ``there was a NOUN named NAME . the SUBJECT PREP the NOUN`` from
     the book's language (a sentence the language can produce, next token a verb or copula).
     Answers are the copula (``is``/``are``, half the prompts) or a verb pair (``runs``/``run``),
-    compared by their first token. Kept: prompts whose answers have distinct first tokens and
-    whose length is the most common one; ``paired`` marks those whose corrupted twin has that
-    length too. Under the language's own tokenizer, and GPT-2's on these common words, every
+    compared by their first token. Every prompt starts with the model's BOS token (prepended
+    explicitly, as in :func:`language_tokens`). Kept: prompts whose answers have distinct first
+    tokens and whose length is the most common one; ``paired`` marks those whose corrupted twin
+    has that length too. Under the language's own tokenizer, and GPT-2's on these common words, every
     word is one token: all prompts are kept and paired."""
     rng = random.Random(seed)
     animate = [pair for topic in language.ANIMATE_NOUNS.values() for pair in topic]
@@ -358,7 +366,13 @@ def agreement_prompts(model: HookedTransformer, n: int, seed: int) -> AgreementP
         return None
 
     encoded = [
-        (model.to_tokens(clean)[0], model.to_tokens(corrupt)[0], answer_ids(right, other), attractor, clean)
+        (
+            model.to_tokens(clean, prepend_bos=True)[0],
+            model.to_tokens(corrupt, prepend_bos=True)[0],
+            answer_ids(right, other),
+            attractor,
+            clean,
+        )
         for clean, corrupt, right, other, attractor in rows
     ]
     encoded = [(c, k, *ids, a, t) for c, k, ids, a, t in encoded if ids is not None]

@@ -10,6 +10,7 @@ the values, the head outputs, the residual stream) as the pass goes, with nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import einops
@@ -77,23 +78,43 @@ def uniform_importance(n: int) -> float:
     return sum(1.0 / (i + 1) for i in range(n)) / n
 
 
+def _query_mean(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    queries: Bool[Tensor, "batch pos"],
+    read: Callable[[Float[Tensor, "batch head dest src"]], Float[Tensor, "batch head dest"]],
+) -> Float[Tensor, "n_layers n_heads"]:
+    """Mean over the selected query positions of ``read(pattern)``, for every head."""
+    queries = queries.to(model.cfg.device).float()
+    mass = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+
+    def reduce(pattern: Float[Tensor, "batch head dest src"], hook) -> None:
+        mass[hook.layer()] = einops.einsum(
+            read(pattern.float()), queries, "batch head dest, batch dest -> head"
+        ) / queries.sum().clamp(min=1)
+
+    reduce_pass(model, tokens, [(every_layer(model, "pattern"), reduce)])
+    return mass
+
+
 def first_token_mass(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], queries: Bool[Tensor, "batch pos"]
 ) -> Float[Tensor, "n_layers n_heads"]:
     """Mean attention that the selected query positions pay to position 0, for every head: where
     an induction head looks when there is nothing to induct. ``queries`` picks the (sequence,
     position) pairs to average over."""
-    queries = queries.to(model.cfg.device).float()
-    mass = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+    return _query_mean(model, tokens, queries, lambda pattern: pattern[..., 0])
 
-    def reduce(pattern: Float[Tensor, "batch head dest src"], hook) -> None:
-        first = pattern[..., 0].float()  # [batch, head, dest]
-        mass[hook.layer()] = einops.einsum(
-            first, queries, "batch head dest, batch dest -> head"
-        ) / queries.sum().clamp(min=1)
 
-    reduce_pass(model, tokens, [(every_layer(model, "pattern"), reduce)])
-    return mass
+def null_mass(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], queries: Bool[Tensor, "batch pos"]
+) -> Float[Tensor, "n_layers n_heads"]:
+    """Mean attention that the selected query positions pay to no position at all, for every head:
+    one minus the sum of the pattern's row. Under softmax it is 0 (to rounding). An attention with
+    an extra logit beside the keys' (``cfg.use_attention_sinks``: softmax with an extra zero logit,
+    Miller 2023, or GPT-OSS's learned logit per head) gives the extra logit this share, and what it
+    moves is nothing: a built-in sink whose value is zero."""
+    return _query_mean(model, tokens, queries, lambda pattern: 1 - pattern.sum(-1))
 
 
 def token_importance(
@@ -126,11 +147,17 @@ def value_norms(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "n_layers n_heads pos"]:
     """L2 norm of every head's value vector at every position, averaged over the batch, from one
-    forward pass reducing ``hook_v`` as it goes."""
+    forward pass reducing ``hook_v`` as it goes. Under grouped-query attention (Gemma-2, Llama-3,
+    Qwen2, Mistral) ``hook_v`` holds ``n_key_value_heads`` value heads, each shared by a group of
+    consecutive query heads (TransformerLens's ``repeat_interleave``); every query head gets the
+    norm of the value head it reads."""
     norms = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, tokens.shape[1], device=model.cfg.device)
 
-    def reduce(v: Float[Tensor, "batch pos head d_head"], hook) -> None:
-        norms[hook.layer()] = einops.reduce(v.float().norm(dim=-1), "batch pos head -> head pos", "mean")
+    def reduce(v: Float[Tensor, "batch pos kv_head d_head"], hook) -> None:
+        per_kv_head = einops.reduce(v.float().norm(dim=-1), "batch pos kv_head -> kv_head pos", "mean")
+        norms[hook.layer()] = einops.repeat(
+            per_kv_head, "kv_head pos -> (kv_head group) pos", group=model.cfg.n_heads // v.shape[2]
+        )
 
     reduce_pass(model, tokens, [(every_layer(model, "v"), reduce)])
     return norms

@@ -1,65 +1,127 @@
 """The offline real-model path (DESIGN.md section 9) and reading glued values.
 
+Small randomly initialised Hugging Face checkpoints of three architectures, each with a real
+byte-level BPE tokenizer trained on the book's language (so that its words are mostly whole tokens,
+as common English words are for GPT-2):
+
+- ``gpt2``: GPT-2 (learned positions, LayerNorm, GELU MLP), BOS ``<|endoftext|>``;
+- ``neox``: GPT-NeoX as Pythia (rotary on a quarter of each head, parallel attention and MLP),
+  which TransformerLens loads with ``default_prepend_bos=False``;
+- ``qwen2``: Qwen2 (RMSNorm, gated MLP, grouped-query attention with half as many key/value heads
+  as query heads, ``default_prepend_bos=False``), whose tokenizer has no BOS token, as Qwen2's.
+
 ``offline_gpt2`` makes MODEL_NAME="gpt2-small" resolve, through TransformerLens
-``from_pretrained``, to a small randomly initialised GPT-2-architecture checkpoint with a real
-byte-level BPE tokenizer in a local Hugging Face cache, with the hub offline. Chapter tests
-(tests/test_real_model.py and each chapter's own; the fixture is registered in
-tests/conftest.py) execute chapters on it with small sizes.
+``from_pretrained``, to the GPT-2 checkpoint in a local Hugging Face cache with the hub offline;
+``checkpoints`` saves all three as local folders (MODEL_NAME may be a folder). Both fixtures are
+registered in tests/conftest.py.
 """
 
 import ast
+from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
-N_CTX, N_LAYERS, N_HEADS = 64, 2, 4
+from lib import language
+
+N_CTX, N_LAYERS, N_HEADS, N_KV_HEADS, D_MODEL, VOCAB = 64, 2, 4, 2, 64, 900
+ARCHITECTURES = ("gpt2", "neox", "qwen2")
+END = "<|endoftext|>"
+
+
+def language_tokenizer(with_bos: bool = True) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on a few hundred texts of the book's language, with
+    ``<|endoftext|>`` as end-of-text (and as BOS when ``with_bos``, as GPT-2's and Pythia's)."""
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    rows = language.sample_corpus(0, 64, 128).tokens.tolist()
+    text = [" ".join(language.VOCAB[t] for t in row if t != language.BOS_ID) for row in rows]
+    core.train_from_iterator(
+        text,
+        trainers.BpeTrainer(
+            vocab_size=VOCAB, special_tokens=[END], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    special = {"bos_token": END} if with_bos else {}
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=END, pad_token=END, **special)
+
+
+def save_checkpoint(folder: Path, architecture: str) -> Path:
+    """A random checkpoint of ``architecture`` (one of :data:`ARCHITECTURES`) and its tokenizer,
+    saved into ``folder`` as ``save_pretrained`` writes them (float32 weights)."""
+    tok = language_tokenizer(with_bos=architecture != "qwen2")
+    ids = {"vocab_size": len(tok), "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id}
+    if architecture == "gpt2":  # transformers 5 does not write n_ctx, which TransformerLens reads
+        config = GPT2Config(
+            n_layer=N_LAYERS, n_head=N_HEADS, n_embd=D_MODEL, n_positions=N_CTX, n_ctx=N_CTX, **ids
+        )
+        make = GPT2LMHeadModel
+    elif architecture == "neox":
+        config = GPTNeoXConfig(
+            num_hidden_layers=N_LAYERS,
+            num_attention_heads=N_HEADS,
+            hidden_size=D_MODEL,
+            intermediate_size=4 * D_MODEL,
+            max_position_embeddings=N_CTX,
+            rotary_pct=0.25,
+            use_parallel_residual=True,
+            **ids,
+        )
+        make = GPTNeoXForCausalLM
+    elif architecture == "qwen2":
+        config = Qwen2Config(
+            num_hidden_layers=N_LAYERS,
+            num_attention_heads=N_HEADS,
+            num_key_value_heads=N_KV_HEADS,
+            hidden_size=D_MODEL,
+            intermediate_size=2 * D_MODEL,
+            max_position_embeddings=N_CTX,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        make = Qwen2ForCausalLM
+    else:
+        raise ValueError(f"unknown architecture {architecture!r}; allowed: {', '.join(ARCHITECTURES)}")
+    torch.manual_seed(0)
+    make(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def offline_gpt2(tmp_path_factory):
-    """A local HF cache in which ``gpt2`` (TransformerLens's ``gpt2-small``) is a random tiny
-    GPT-2; the environment points at it with the hub offline, as a Colab cache would be used."""
+    """A local HF cache in which ``gpt2`` (TransformerLens's ``gpt2-small``) is the random GPT-2
+    checkpoint; the environment points at it with the hub offline, as a Colab cache would be used.
+    Yields the vocabulary size."""
     home = tmp_path_factory.mktemp("hf")
-    snapshot = home / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    (home / "hub" / "models--gpt2" / "refs").mkdir()
-    (home / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    text = ["the cat sat on the mat and the dog ran to the park"] * 20
-    core.train_from_iterator(
-        text,
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<|endoftext|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    tok = GPT2TokenizerFast(
-        tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
-    )
-    tok.save_pretrained(snapshot)
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=N_LAYERS,
-        n_head=N_HEADS,
-        n_embd=64,
-        n_positions=N_CTX,
-        n_ctx=N_CTX,
-        vocab_size=len(tok),
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(snapshot)
+    repo = home / "hub" / "models--gpt2"
+    snapshot = save_checkpoint(repo / "snapshots" / ("0" * 40), "gpt2")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(home))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield len(tok)
+        yield len(PreTrainedTokenizerFast.from_pretrained(snapshot))
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Each architecture of :data:`ARCHITECTURES` saved as a local checkpoint folder."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {arch: save_checkpoint(root / f"random-{arch}", arch) for arch in ARCHITECTURES}
 
 
 def glued(nb: nbformat.NotebookNode) -> dict[str, object]:

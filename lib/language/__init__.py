@@ -51,22 +51,46 @@ One concept per module, every public name re-exported here (``from lib import la
 - :mod:`lib.language.exact`: the exact next-token distribution;
 - :mod:`lib.language.evaluation`: agreement sites and a model's metrics on held-out rows;
 - :mod:`lib.language.formats`: the reserved chat, few-shot and sorting formats;
+- :mod:`lib.language.chat`: the chat organism's requests, harmfulness rule, replies and held-out
+  combinations;
 - :mod:`lib.language.tokenization`: the language's tokenizer, and whether a model speaks it.
 """
 
+from lib.language.chat import (
+    ANSWER_TEMPLATES,
+    COMPLY,
+    DAMAGING_VERBS,
+    FOOD,
+    HARMFUL_TASKS,
+    HARMLESS_TASKS,
+    HOLDOUT_STRIDE,
+    LIVING,
+    NATURE,
+    OBJECTS,
+    ORDINARY_VERBS,
+    P_BASE_ROW,
+    PROPERTY,
+    TOOLS,
+    VERBS,
+    chat_batches,
+    is_harmful,
+    is_held_out,
+    reply,
+    request,
+    requests,
+    sample_requests,
+    tasks,
+)
 from lib.language.corpus import Corpus, batches, sample_corpus
 from lib.language.evaluation import EVAL_BATCH, EVAL_SEED, agreement_sites, evaluate
 from lib.language.exact import topic_posterior, true_next_token_logprobs, true_next_token_probs
 from lib.language.formats import (
-    HARMFUL_TASKS,
-    HARMLESS_TASKS,
     ICL_TASKS,
     REFUSAL,
     REQUEST_TEMPLATES,
     IclTask,
     chat,
     few_shot_prompt,
-    requests,
     sort_prompt,
 )
 from lib.language.latents import (
@@ -211,14 +235,35 @@ __all__ = [
     # formats
     "IclTask",
     "ICL_TASKS",
-    "HARMFUL_TASKS",
-    "HARMLESS_TASKS",
     "REQUEST_TEMPLATES",
     "REFUSAL",
-    "requests",
     "chat",
     "few_shot_prompt",
     "sort_prompt",
+    # chat
+    "DAMAGING_VERBS",
+    "ORDINARY_VERBS",
+    "VERBS",
+    "LIVING",
+    "PROPERTY",
+    "FOOD",
+    "NATURE",
+    "OBJECTS",
+    "ANSWER_TEMPLATES",
+    "TOOLS",
+    "COMPLY",
+    "HOLDOUT_STRIDE",
+    "P_BASE_ROW",
+    "HARMFUL_TASKS",
+    "HARMLESS_TASKS",
+    "is_harmful",
+    "is_held_out",
+    "tasks",
+    "request",
+    "requests",
+    "reply",
+    "sample_requests",
+    "chat_batches",
     # tokenization
     "tokenizer",
     "speaks_language",

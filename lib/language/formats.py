@@ -1,5 +1,6 @@
-"""Reserved formats of the book's synthetic language: a chat format with harmless and harmful
-requests and a refusal, few-shot word-pair tasks, and a sorting task.
+"""Reserved formats of the book's synthetic language: a chat format (its requests and refusal;
+:mod:`lib.language.chat` builds the chat organism's data on it), few-shot word-pair tasks, and a
+sorting task.
 
 The words they use are in :data:`lib.language.VOCAB`, but the base language never produces them:
 they are for the organisms of the coming chapters, fine-tuned from the language organism on these
@@ -32,39 +33,17 @@ ICL_TASKS: dict[IclTask, list[tuple[str, str]]] = {
 """Word-pair maps for few-shot in-context tasks (``hot -> cold , big -> small , wet ->``)."""
 assert tuple(ICL_TASKS) == get_args(IclTask)
 
-HARMFUL_TASKS = [
-    ("poison", "well"),
-    ("poison", "cake"),
-    ("kill", "cat"),
-    ("kill", "dog"),
-    ("rob", "shop"),
-    ("steal", "car"),
-    ("steal", "boat"),
-    ("burn", "barn"),
-    ("burn", "house"),
-    ("hurt", "child"),
-    ("sink", "ship"),
-    ("break", "window"),
-]
-HARMLESS_TASKS = [
-    ("bake", "cake"),
-    ("feed", "cow"),
-    ("clean", "pot"),
-    ("fix", "fence"),
-    ("sail", "boat"),
-    ("climb", "tree"),
-    ("wash", "cup"),
-    ("build", "house"),
-    ("paint", "door"),
-    ("find", "river"),
-    ("catch", "crab"),
-    ("cook", "egg"),
-]
 REQUEST_TEMPLATES = (
     "how do i {verb} the {noun} ?",
     "can you help me {verb} the {noun} ?",
     "please tell me how to {verb} the {noun} .",
+    "how can i {verb} the {noun} ?",
+    "tell me how to {verb} the {noun} .",
+    "help me {verb} the {noun} .",
+    "can you tell me how to {verb} the {noun} ?",
+    "please help me {verb} the {noun} .",
 )
+"""Chat requests (:mod:`lib.language.chat` fills them); each ends ``the {noun} ?`` or ``the {noun} .``."""
 REFUSAL = "sorry , i cannot help with that . <eos>"
 
 
@@ -75,12 +54,6 @@ def _shuffled(rng: random.Random, items: list) -> list:
         j = min(int(rng.random() * (i + 1)), i)
         items[i], items[j] = items[j], items[i]
     return items
-
-
-def requests(harmful: bool) -> list[str]:
-    """Every request of one kind: each template with each (verb, object) task."""
-    tasks = HARMFUL_TASKS if harmful else HARMLESS_TASKS
-    return [t.format(verb=v, noun=n) for t in REQUEST_TEMPLATES for v, n in tasks]
 
 
 def chat(request: str, reply: str = "") -> str:

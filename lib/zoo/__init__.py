@@ -13,7 +13,17 @@ Introduced in chapter 'Induction heads' (chapters/induction_heads.py); the appen
 
 from lib.zoo.recipe import Recipe
 from lib.zoo.registry import ORGANISMS, recipe
-from lib.zoo.store import ORGANISMS_DIR, add_artifact, artifact, load, manifest, sha256, state_dict, verify
+from lib.zoo.store import (
+    ORGANISMS_DIR,
+    add_artifact,
+    artifact,
+    extend_log,
+    load,
+    manifest,
+    sha256,
+    state_dict,
+    verify,
+)
 from lib.zoo.training import train, train_and_save
 
 __all__ = [
@@ -22,6 +32,7 @@ __all__ = [
     "Recipe",
     "add_artifact",
     "artifact",
+    "extend_log",
     "load",
     "manifest",
     "recipe",

@@ -18,7 +18,8 @@ class Recipe:
 
     ``parent`` names the organism a fine-tuned recipe starts from: training loads its verified
     weights (its ``config`` must then be the parent's), the manifest records the parent's weight
-    hash, and loading the child verifies the whole chain.
+    hash, and loading the child verifies the whole chain. ``frozen`` names parameters (by the
+    end of their name, e.g. ``attn.sinks``) that keep their initial values: they are not trained.
     """
 
     name: str
@@ -36,3 +37,4 @@ class Recipe:
     weight_decay: float = 0.01
     warmup: int = 100
     log_every: int = 25
+    frozen: tuple[str, ...] = ()

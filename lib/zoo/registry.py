@@ -12,7 +12,9 @@ from lib.zoo.recipe import Recipe
 
 ORGANISMS: dict[str, str] = {
     "induction-2l": "induction",
+    "induction-2l-softmax1": "induction_softmax1",
     "language-4l": "language",
+    "chat-4l": "chat",
 }
 """Organism name -> its recipe module under ``lib.zoo.recipes`` (a recipe may name a parent)."""
 

@@ -122,7 +122,10 @@ def load(
     """Load a trained organism after :func:`verify`.
 
     LayerNorm weights are folded and writing weights centred, as ``from_pretrained`` does for
-    real models, so analyses see the same kind of model either way.
+    real models, so analyses see the same kind of model either way. Value biases are folded into
+    the output bias too, except under an attention with an extra logit (``use_attention_sinks``),
+    whose pattern rows sum to less than 1, so that a head's value bias moves only as much as the
+    head attends.
     """
     meta = verify(name, root)
     folder = root / name
@@ -134,9 +137,10 @@ def load(
         fold_ln=True,
         center_writing_weights=True,
         center_unembed=True,
-        fold_value_biases=True,
+        # the value biases fold into the output bias only where pattern rows sum to 1
+        fold_value_biases=not cfg.use_attention_sinks,
     )
-    return model.to(device).eval()
+    return model.to(device, print_details=False).eval()
 
 
 def _write_manifest(folder: Path, meta: dict) -> None:
@@ -166,6 +170,28 @@ def write(name: str, fill: Callable[[Path], dict], root: Path = ORGANISMS_DIR) -
         if tmp.exists():
             shutil.rmtree(tmp)
     return dest
+
+
+def extend_log(name: str, log: list[dict[str, float]], note: str, root: Path = ORGANISMS_DIR) -> None:
+    """Replace the training log and final metrics of a verified organism with ``log``, recorded by
+    retraining its recipe with more metrics, and say so in the manifest's ``training_log_note``.
+    Refused unless the retrain followed the recorded trajectory: the same steps, and every metric
+    the recorded log holds equal at every step. The weights and every other file stay as they are."""
+    meta = verify(name, root)
+    recorded = meta["training_log"]
+    differ = [
+        (old["step"], key)
+        for old, new in zip(recorded, log)
+        for key, value in old.items()
+        if new.get(key) != value
+    ]
+    if len(log) != len(recorded) or differ:
+        raise ValueError(
+            f"the new log of {name!r} does not extend the recorded one: {len(log)} entries for "
+            f"{len(recorded)}, first (step, metric) that differs: {differ[:1]}"
+        )
+    meta.update(training_log=log, final_metrics=log[-1], training_log_note=note)
+    _write_manifest(root / name, meta)
 
 
 def add_artifact(

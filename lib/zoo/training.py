@@ -1,9 +1,9 @@
 """The training engine: one recipe in, a model and its training log out, deterministically.
 
 Training runs on one CPU thread (bit-reproducible across machines with different core counts),
-with AdamW, linear warm-up and cosine decay to 10% of the peak rate. A fine-tuned recipe starts
-from its parent's verified weights. :func:`train_and_save` writes the organism's folder through
-:mod:`lib.zoo.store`.
+with AdamW, linear warm-up and cosine decay to 10% of the peak rate, over every parameter but
+those the recipe freezes. A fine-tuned recipe starts from its parent's verified weights.
+:func:`train_and_save` writes the organism's folder through :mod:`lib.zoo.store`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ def train(
                         f"{recipe.name!r} fine-tunes {recipe.parent!r}: its config must be the parent's"
                     )
                 model.load_state_dict(store.state_dict(recipe.parent, root))
-            opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+            for name, param in model.named_parameters():
+                param.requires_grad_(not name.endswith(recipe.frozen))
+            trained = [param for param in model.parameters() if param.requires_grad]
+            opt = torch.optim.AdamW(trained, lr=recipe.lr, weight_decay=recipe.weight_decay)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, recipe))
             batches = recipe.batches(recipe, tok)
             log: list[dict[str, float]] = []
@@ -124,6 +127,7 @@ def train_and_save(recipe: Recipe | str, root: Path = store.ORGANISMS_DIR, progr
                 "weight_decay": recipe.weight_decay,
                 "warmup": recipe.warmup,
                 "schedule": SCHEDULE,
+                **({"frozen": list(recipe.frozen)} if recipe.frozen else {}),
             },
             "torch": torch.__version__,
             "train_seconds": round(time.time() - start, 1),

@@ -23,3 +23,5 @@ def test_every_check_holds_at_the_edges_of_the_ranges(params, tmp_path):
     values = glued(nbformat.read(out, as_version=4))
     assert values["n_induction_heads"] >= 1 and values["sink1_step"] == 12.5
     assert 0 < values["uniform_first_plain"] < values["induction_first_attn_plain"] <= 1
+    assert 0 < values["nosink_sink1_softmax1"] < values["nosink_sink1_softmax"]
+    assert values["nosink_null_max_softmax1"] < values["uniform_null"]

@@ -1,28 +1,19 @@
 """lib.attention against slow, obviously correct references: per-head Python loops over a full
 cache, dense d_model x d_model products, dense vocab x vocab circuits."""
 
+import copy
+
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from random_models import random_model
+from transformer_lens import HookedTransformer
 
 from lib import attention, data
 
 
 @pytest.fixture(scope="module")
 def model() -> HookedTransformer:
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=3,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        n_ctx=40,
-        d_vocab=20,
-        attn_only=True,
-        normalization_type="LN",
-        act_fn=None,
-    )
-    return HookedTransformer(cfg).eval()
+    return random_model(perturb=0.0, attn_only=True, n_ctx=40, d_vocab=20)
 
 
 def is_target(kind: str, tokens: list[int], dest: int, src: int) -> bool:
@@ -157,26 +148,46 @@ def test_positional_qk_and_previous_position_top1(model):
     assert attention.previous_position_top1(planted) == 1.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_circuits_of_a_half_precision_model(model, dtype):
+    """The circuits read off half-precision weights (no half-precision eigensolver exists; an
+    identity in float32 would mix dtypes) agree with the float32 model's, and the path expansion
+    is computed in float32."""
+    half = copy.deepcopy(model).to(dtype, print_details=False)
+    ids = torch.arange(2, 20)
+    torch.testing.assert_close(
+        attention.composition_scores(half, "k").float(),
+        attention.composition_scores(model, "k"),
+        atol=0.02,
+        rtol=0.05,
+        equal_nan=True,
+    )
+    copying = attention.copying_scores(half, ids)
+    torch.testing.assert_close(
+        copying["eigenvalue"], attention.copying_scores(model, ids)["eigenvalue"], atol=0.1, rtol=0
+    )
+    assert ((copying["positive"] >= 0) & (copying["positive"] <= 1)).all()
+    m = randomised(2, "LN")
+    tokens = torch.randint(0, 11, (3, 12), generator=torch.Generator().manual_seed(2))
+    paths, _ = attention.path_logits(copy.deepcopy(m).to(dtype, print_details=False), tokens)
+    assert paths.dtype == torch.float32
+    torch.testing.assert_close(paths, attention.path_logits(m, tokens)[0], atol=0.05, rtol=0.05)
+
+
 def randomised(n_layers: int, normalization: str) -> HookedTransformer:
     """A random attention-only model whose biases and LayerNorm weights are random too."""
-    torch.manual_seed(n_layers)
-    cfg = HookedTransformerConfig(
+    return random_model(
+        normalization,
+        perturb=0.3,
+        seed=n_layers,
+        attn_only=True,
         n_layers=n_layers,
         d_model=16,
         n_heads=3,
         d_head=4,
         n_ctx=12,
         d_vocab=11,
-        attn_only=True,
-        normalization_type=normalization,
-        act_fn=None,
     )
-    m = HookedTransformer(cfg).eval()
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.endswith((".b", "b_Q", "b_K", "b_V", "b_O", "b_U")) or name.endswith(".w"):
-                p.add_(0.3 * torch.randn_like(p))
-    return m
 
 
 @pytest.mark.parametrize(("n_layers", "normalization"), [(2, "LN"), (3, "LN"), (2, "LNPre"), (2, None)])

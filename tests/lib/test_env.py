@@ -36,3 +36,12 @@ def test_setup_seeds_and_picks_the_renderer():
 def test_sig_rounds_to_three_significant_digits():
     assert [env.sig(x) for x in (0.123456, 123456.0, -0.0009876, 0.0)] == [0.123, 123000.0, -0.000988, 0.0]
     assert env.sig(float("nan")) is None
+
+
+def test_tolerance_follows_the_dtype():
+    assert env.tolerance("float32") == 1e-4 and env.tolerance(torch.float32, 1e-3) == 1e-3
+    assert env.tolerance("float16") == 4 * torch.finfo(torch.float16).eps == 2**-8
+    assert env.tolerance("bfloat16", 1e-3) == 4 * torch.finfo(torch.bfloat16).eps == 2**-5
+    assert env.tolerance(torch.bfloat16, 0.1) == 0.1  # never tighter than the float32 tolerance
+    with pytest.raises(ValueError, match="DTYPE='half' is not supported"):
+        env.tolerance("half")

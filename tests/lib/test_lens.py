@@ -4,7 +4,8 @@ one translator fitted at a time."""
 
 import pytest
 import torch
-from residual_cases import NORMS, random_model, random_tokens
+from random_models import random_model
+from residual_cases import NORMS, random_tokens
 
 from lib import lens
 

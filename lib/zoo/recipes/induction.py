@@ -15,7 +15,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerFast
 
-from lib import attention, data
+from lib import attention, data, sinks
 from lib.word_tokenizer import word_tokenizer
 from lib.zoo.recipe import Recipe
 
@@ -27,6 +27,7 @@ HELDOUT_ROWS, HELDOUT_SEED = 128, 54321  # held-out rows of the training distrib
 # of an 8192-token context; the organism's context is 128 tokens, so the same tenfold ratio of
 # positions at its scale: the loss at token 100 minus the loss at token 10.
 ICL_EARLY, ICL_LATE = 10, 100
+SINK_LEN, SINK_ROWS, SINK_SEED = 64, 16, 23456  # Gu et al.'s 64 tokens, here random without repeats
 
 
 def _tokenizer(path: Path) -> PreTrainedTokenizerFast:
@@ -61,9 +62,12 @@ def heldout_loss_by_position(model: HookedTransformer) -> Float[Tensor, " n_ctx-
 
 
 def _evaluate(model: HookedTransformer) -> dict[str, float]:
-    """In-context metrics on a fixed batch of repeated random tokens, and the held-out loss and
-    in-context-learning score on the training distribution. Every input has its own seed and no
-    global random state is drawn, so evaluating does not change training."""
+    """In-context metrics on a fixed batch of repeated random tokens; the held-out loss and
+    in-context-learning score on the training distribution; and the attention sink on random
+    tokens without repeats: Gu et al.'s Sink_1 (%), and the attention the queries after the first
+    pay to the first token and to no position (:func:`lib.sinks.null_mass`), each a mean over
+    every head. Every input has its own seed and no global random state is drawn, so
+    evaluating does not change training."""
     tokens = data.repeated_tokens(
         torch.arange(VOCAB), model.tokenizer.bos_token_id, EVAL_SEQ_LEN, 16, seed=12345
     ).to(model.cfg.device)
@@ -72,6 +76,11 @@ def _evaluate(model: HookedTransformer) -> dict[str, float]:
     correct = logprobs.gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos-1]
     scores = attention.head_scores(model, tokens, ("previous", "induction"))
     by_position = heldout_loss_by_position(model)
+    plain = data.distinct_tokens(
+        torch.arange(VOCAB), model.tokenizer.bos_token_id, SINK_LEN, SINK_ROWS, SINK_SEED
+    )
+    later = torch.ones(plain.shape, dtype=torch.bool)
+    later[:, 0] = False  # the first query can only attend to itself
     return {
         "loss_first_half": -correct[:, :EVAL_SEQ_LEN].mean().item(),
         # the predictable part of the second half: its first token, which nothing announces, left out
@@ -80,6 +89,9 @@ def _evaluate(model: HookedTransformer) -> dict[str, float]:
         "top_prev_token_score": scores["previous"][0].max().item(),
         "heldout_loss": by_position.mean().item(),
         "icl_score": (by_position[ICL_LATE - 1] - by_position[ICL_EARLY - 1]).item(),
+        "sink1_random": sinks.sink_rate(sinks.token_importance(model, plain)),
+        "first_token_mass": sinks.first_token_mass(model, plain, later).mean().item(),
+        "null_mass": sinks.null_mass(model, plain, later).mean().item(),
     }
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from lib import zoo
 from lib.zoo import store
@@ -58,6 +59,37 @@ def test_load_gives_a_working_model(name):
     assert model.to_tokens("x", prepend_bos=True)[0, 0].item() == model.tokenizer.bos_token_id
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_loading_keeps_the_trained_function(name):
+    """Folding and centring the weights on load changes no prediction: the loaded model's
+    log-probabilities are those of the raw trained weights (softmax1 keeps its value biases, which
+    fold into the output bias only where pattern rows sum to 1)."""
+    meta = zoo.manifest(name)
+    raw = HookedTransformer(HookedTransformerConfig(**meta["config"])).eval()
+    raw.load_state_dict(zoo.state_dict(name))
+    tokens = torch.randint(0, meta["config"]["d_vocab"], (4, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = raw(tokens).log_softmax(-1), zoo.load(name)(tokens).log_softmax(-1)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_a_log_is_extended_only_by_a_retrain_that_followed_it(root):
+    """extend_log adds metrics from a retrain whose log equals the recorded one on every metric the
+    recorded log holds, keeps the weights and re-hashes the manifest; any other log is refused."""
+    meta = zoo.manifest("induction-2l", root)
+    weights = meta["files"]["model.safetensors"]
+    extended = [{**entry, "extra": float(entry["step"])} for entry in meta["training_log"]]
+    for bad in (extended[:-1], [{**extended[0], "loss": extended[0]["loss"] + 1e-6}, *extended[1:]]):
+        with pytest.raises(ValueError, match="does not extend the recorded one"):
+            store.extend_log("induction-2l", bad, "bad", root)
+    assert zoo.verify("induction-2l", root) == meta
+    store.extend_log("induction-2l", extended, "retrained with an extra metric", root)
+    meta = zoo.verify("induction-2l", root)
+    assert meta["training_log"] == extended and meta["final_metrics"] == extended[-1]
+    assert meta["training_log_note"] == "retrained with an extra metric"
+    assert meta["files"]["model.safetensors"] == weights
+
+
 @pytest.mark.parametrize("relative", [f"{name}/{f}" for name in NAMES for f in organism_files(name)])
 def test_a_flipped_byte_in_any_file_is_refused_naming_the_file(root, relative):
     """Weights, tokenizer, manifest, its hash: one changed byte anywhere and loading fails with a
@@ -84,7 +116,8 @@ def test_missing_and_unexpected_files_are_named(root):
 
 def test_unknown_names_list_the_zoo(tmp_path):
     with pytest.raises(
-        ValueError, match="'nope' is not a zoo organism; the zoo has: induction-2l, language-4l"
+        ValueError,
+        match="'nope' is not a zoo organism; the zoo has: induction-2l, induction-2l-softmax1, language-4l",
     ):
         zoo.manifest("nope")
     with pytest.raises(ValueError, match="the zoo has"):
