@@ -42,6 +42,10 @@ def weight_bytes(config, dtype: str) -> int:
     return (vocab + positions + config.n_layers * (attention + mlp)) * env.pick_dtype(dtype).itemsize
 
 
+HEADROOM = 1.25  # the allocator's rounding and fragmentation, and temporaries the count misses: a
+# measured peak came within 13% of the bare count
+
+
 def activation_bytes(config, dtype: str, batch: int, seq: int) -> int:
     """Peak bytes of activations for ``batch`` inputs of ``seq`` tokens (module docstring)."""
     b = env.pick_dtype(dtype).itemsize
@@ -49,7 +53,7 @@ def activation_bytes(config, dtype: str, batch: int, seq: int) -> int:
     kept = config.n_layers * (3 * config.d_model * b + 4 * config.n_heads * seq)
     working = 4 * config.d_model * b + 5 * d_mlp * b + 20 * config.n_heads * seq
     logits = config.d_vocab_out * (b + 8)
-    return batch * seq * (kept + working + logits)
+    return int(HEADROOM * batch * seq * (kept + working + logits))
 
 
 def free_bytes(device: torch.device) -> int:
