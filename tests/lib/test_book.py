@@ -309,7 +309,7 @@ def test_an_interrupted_run_stops_its_kernel_and_leaves_nothing(tiny, signum):
     while not marker.exists() and time.time() < deadline and run.poll() is None:
         time.sleep(0.2)
     assert marker.exists(), run.communicate()
-    time.sleep(0.5)  # the runner is now waiting on the cell
+    time.sleep(2)  # the runner is now waiting on the cell (slow under load)
     os.killpg(run.pid, signum)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 128 + signum
@@ -317,7 +317,7 @@ def test_an_interrupted_run_stops_its_kernel_and_leaves_nothing(tiny, signum):
     assert err == f"interrupted ({name}): stopped the kernel; no notebook written, results unchanged\n"
     assert [p.name for p in older.parent.iterdir()] == [older.name] and older.read_text() == "older result"
     kernel = int(marker.read_text())
-    for _ in range(50):
+    for _ in range(300):  # up to 30 s on a loaded machine
         try:
             os.kill(kernel, 0)
         except ProcessLookupError:
