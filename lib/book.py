@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import re
 import signal
@@ -258,6 +259,9 @@ def tag(params: dict[str, object]) -> str:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # A signal to the process group also reaches the kernel: nbclient would log "Kernel died" and
+    # asyncio its never-retrieved task on the way out. The runner says what happened in one line.
+    logging.disable(logging.CRITICAL)
     raise Interrupted(signum)
 
 

@@ -11,9 +11,9 @@ import torch
 
 from lib import book, memory
 
-# In a fresh process (its peak resident memory is the measurement): build each config, count its
-# parameters, then for the first one measure how far a forward pass with float32 log-softmax and
-# softmax copies and a cache of every layer's residual stages and attention pattern raises the peak.
+# In a fresh process (its peak resident memory is the measurement): for the first config, how far
+# a forward pass with float32 log-softmax and softmax copies and a cache of every layer's residual
+# stages and attention pattern raises the peak; then (building raises it too) each config's count.
 MEASURE = """
 import json, resource, sys, warnings
 import torch
@@ -22,7 +22,6 @@ warnings.simplefilter("ignore")
 torch.set_grad_enabled(False)
 configs, (batch, seq) = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 build = lambda c: HookedTransformer(HookedTransformerConfig(**c))
-counts = [sum(p.numel() for p in build(c).parameters()) for c in configs]
 model = build(configs[0]).eval()
 tokens = torch.randint(model.cfg.d_vocab, (batch, seq))
 model(tokens[:1, :4]).log_softmax(-1)
@@ -30,7 +29,9 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 kept = ("hook_pattern", "hook_resid_pre", "hook_resid_mid", "hook_resid_post")
 logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith(kept))
 copies = logits.float().log_softmax(-1), logits.float().softmax(-1)
-print(json.dumps([counts, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before]))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+counts = [sum(p.numel() for p in build(c).parameters()) for c in configs]  # after: building raises the max
+print(json.dumps([counts, peak]))
 """
 GPT2_LIKE = dict(
     n_layers=2, d_model=128, n_heads=4, d_head=32, d_mlp=512, n_ctx=256, d_vocab=3000, act_fn="gelu"
