@@ -121,6 +121,28 @@ def case(cfg: dict, device: str, n_prompts: int, length: int, n_pos: int):
     return model, candidates, val_harmful, val_harmless, refusal_ids
 
 
+def ideal_ratio(
+    cfg: dict, n_pos: int, n_harmful: int, n_harmless: int, len_harmful: int, len_harmless: int
+) -> float:
+    """The loop's FLOPs over lib's, counted from the config (a multiply-add is 2 FLOPs; the
+    attention scores, norms and activations not counted). The loop: 3 passes per candidate over
+    every layer, the unembedding at every position. lib: one ablation pass per candidate over
+    harmful and harmless prompts together (padded to the longer), the unembedding at the last
+    position; addition passes from the candidate's layer on; one unhooked pass of each set."""
+    d, layers, vocab = cfg["d_model"], cfg["n_layers"], cfg["d_vocab"]
+    block = 2 * (4 * d * d + 2 * d * cfg["d_mlp"])  # per token and layer
+    unembed = 2 * d * vocab  # per position
+    tokens = {"harmful": n_harmful * len_harmful, "harmless": n_harmless * len_harmless}
+    candidates = n_pos * layers
+    loop = candidates * (2 * tokens["harmless"] + tokens["harmful"]) * (layers * block + unembed)
+    loop += tokens["harmless"] * (layers * block + unembed)  # the baseline logits
+    ablation = candidates * (n_harmful + n_harmless) * max(len_harmful, len_harmless) * layers * block
+    steering = n_pos * tokens["harmless"] * block * sum(layers - layer for layer in range(layers))
+    unhooked = (tokens["harmful"] + 2 * tokens["harmless"]) * layers * block
+    last = (candidates * (n_harmful + 2 * n_harmless) + n_harmless) * unembed
+    return loop / (ablation + steering + unhooked + last)
+
+
 def timed(device: str, fn):
     with Peak(device) as peak:
         if device == "cuda":
@@ -169,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         "loop s": f"{loop_s:.3g}",
         "lib s": f"{lib_s:.3g}",
         "speed-up": f"{loop_s / lib_s:.3g}x",
+        "ideal (FLOPs)": f"{ideal_ratio(cfg, n_pos, n_prompts, n_prompts, length, length - 1):.3g}x",
         "same candidate": (batched.pos, batched.layer) == (loop.pos, loop.layer),
         "max abs diff": f"{diff:.1e}",
         "peak MB loop": f"{loop_mb:.0f}",
@@ -204,7 +227,9 @@ score (*loop passes* of them, each followed by `.item()`), with the logits of ev
 row ablates its own direction), the ablation score and the KL in one pass over harmful and
 harmless prompts together, addition started at the candidate's layer from the cached residual
 stream, the unembedding at the last position only. *max abs diff*: the largest difference
-between the two on any of the three scores of any candidate. The filters are off (KL and
+between the two on any of the three scores of any candidate. *ideal (FLOPs)*: the ratio of the
+FLOPs both do, counted from the config: batching itself saves no arithmetic, so what the ratio
+adds beyond it is the loop's overheads and the larger matrix multiplies. The filters are off (KL and
 steering thresholds), since a random model's scores would discard most candidates; the layer
 pruning stays."""
 

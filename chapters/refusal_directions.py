@@ -397,10 +397,10 @@ fig.update_xaxes(title_text="layer").update_layout(
 # one selected sits at position {glue:text}`direction_pos`, the input of layer
 # {glue:text}`direction_layer` (norm {glue:text}`direction_norm`); ablating it changes the next
 # token's distribution on harmless requests by a KL of {glue:text}`kl_harmless_ablated`. The
-# candidate at the same position one layer earlier also removes refusal when ablated (ablation
-# score {glue:text}`earlier_ablation`), but adding it does not make the model refuse (steering
-# score {glue:text}`earlier_steering`): it carries what the harmfulness is computed from, not the
-# verdict. That is what the steering filter is for.
+# candidate at the same position one layer earlier has an ablation score of
+# {glue:text}`earlier_ablation`, but adding it does not make the model refuse (steering score
+# {glue:text}`earlier_steering`): it carries what the harmfulness is computed from (the verb and
+# the object), not the verdict. That is what the steering filter is for.
 
 # %% tags=["remove-cell"]
 check(
@@ -416,9 +416,9 @@ if CHECK_BANDS:
         kl=kl_harmless_ablated,
     )
     check(
-        "the candidate one layer earlier removes refusal when ablated (score < 0) but does not steer (< 0)",
-        direction_layer >= 1 and earlier_ablation < 0 and earlier_steering < 0,
-        ablation=earlier_ablation,
+        "adding the candidate one layer earlier does not make the model refuse (steering score < 0)",
+        direction_layer >= 1 and earlier_steering < 0,
+        layer=direction_layer,
         steering=earlier_steering,
     )
 
@@ -919,13 +919,28 @@ cost = {
     for name, h in (("baseline", []), ("ablated", hooks["ablated"]), ("added", hooks["added"]))
 }
 (ce_baseline, own_baseline), (ce_ablated, own_ablated), (ce_actadd, own_actadd) = cost.values()
-for name in ("ce_baseline", "ce_ablated", "ce_actadd", "own_baseline", "own_ablated", "own_actadd"):
-    glue(name, env.sig(globals()[name]), display=False)
+ce_parent = None  # the organism's parent on the same texts: does the chat organism still speak the language?
+if SPEAKS_LANGUAGE:
+    parent = models.load_model(organism_recipe.RECIPE.parent, DEVICE, DTYPE)
+    ce_parent = parent(texts, return_type="loss").item()
+    del parent
+for name in (
+    "ce_baseline",
+    "ce_ablated",
+    "ce_actadd",
+    "own_baseline",
+    "own_ablated",
+    "own_actadd",
+    "ce_parent",
+):
+    glue(name, globals()[name] and env.sig(globals()[name]), display=False)
 pd.DataFrame(cost, index=["loss on the language's texts", "loss on own harmless replies"]).map(env.sig)
 
 # %% [markdown]
 # On the language's texts the loss is {glue:text}`ce_baseline` nats per token, {glue:text}`ce_ablated`
-# with the direction ablated and {glue:text}`ce_actadd` with it added. On its own harmless replies
+# with the direction ablated and {glue:text}`ce_actadd` with it added (the organism's parent, the
+# language model it was fine-tuned from, has {glue:text}`ce_parent` on the same texts: the chat
+# organism still speaks the language). On its own harmless replies
 # it is {glue:text}`own_baseline`, {glue:text}`own_ablated` ablated and {glue:text}`own_actadd`
 # added: ablation leaves what the model does on harmless requests almost untouched (and no false
 # refusals, above), while adding the direction makes its own answers unlikely, since it now
@@ -934,6 +949,12 @@ pd.DataFrame(cost, index=["loss on the language's texts", "loss on own harmless 
 # %% tags=["remove-cell"]
 check("losses are finite and positive", all(0 < v < 50 for pair in cost.values() for v in pair))
 if CHECK_BANDS:
+    check(
+        "the chat organism's language loss is within 0.15 nats of its parent's",
+        ce_baseline - ce_parent < 0.15,
+        organism=ce_baseline,
+        parent=ce_parent,
+    )
     check(
         "ablation moves the language loss by < 0.05 nats",
         abs(ce_ablated - ce_baseline) < 0.05,
@@ -966,7 +987,7 @@ if CHECK_BANDS:
 # on the held-out requests with the hooked ablation's, in float32 and in bfloat16.
 
 
-# %%
+# %% tags=["nbval-ignore-output"]
 def ortho_gap(m) -> float:
     hooked = {
         k: directions.last_logits(m, p, directions.ablation_hooks(m, direction.to(m.cfg.dtype)))
@@ -1012,6 +1033,8 @@ print(
 # {glue:text}`ortho_max_logit_diff` in float32 (rounding) and {glue:text}`ortho_max_logit_diff_bf16`
 # in bfloat16, where the edit itself is rounded to 8 bits of mantissa; its greedy replies to the
 # held-out harmful requests are the hooked ablation's in {glue:text}`ortho_same_replies` of cases.
+# (Rounding differs from one CPU to the next, so this cell's printed gaps are not compared by the
+# book's tests; its check cell holds them to a tolerance instead.)
 
 # %% tags=["remove-cell"]
 check("logit gaps are finite", all(np.isfinite(v) for v in ortho_gaps.values()))
@@ -1109,7 +1132,7 @@ results = pd.DataFrame(
         ),
         (
             "max |logit difference|, orthogonalised vs hooked (float32)",
-            ortho_max_logit_diff and float(f"{ortho_max_logit_diff:.1e}"),
+            ortho_max_logit_diff and f"< {10.0 ** np.ceil(np.log10(ortho_max_logit_diff)):.0e}",
             "-",
             "equivalent (exact up to rounding)",
             size,
@@ -1120,6 +1143,13 @@ results = pd.DataFrame(
             f"{env.sig(float(np.log(model.cfg.d_vocab)))} (uniform)",
             "3.506 / 3.503 / 3.753 (gemma-2b-it, Pile)",
             size,
+        ),
+        (
+            "loss on text, the parent language model",
+            ce_parent and env.sig(ce_parent),
+            f"{env.sig(float(np.log(model.cfg.d_vocab)))} (uniform)",
+            "-",
+            f"{organism_recipe.RECIPE.parent}" if SPEAKS_LANGUAGE else "-",
         ),
         (
             "loss on own harmless replies: baseline / ablated / added",

@@ -119,8 +119,9 @@ def ablation_hooks(model: HookedTransformer, direction: Float[Tensor, "*batch d_
     unit = direction / (direction.norm(dim=-1, keepdim=True) + 1e-8)
 
     def ablate(x: Tensor, hook: HookPoint) -> Tensor:
-        r = _per_row(unit, x)
-        return x - (x * r).sum(-1, keepdim=True) * r
+        r = unit.to(x.dtype).expand(x.shape[0], -1)  # [batch, d_model]
+        along = torch.bmm(x, einops.rearrange(r, "b d -> b d 1"))  # [batch, pos, 1]: x . r
+        return torch.baddbmm(x, along, einops.rearrange(r, "b d -> b 1 d"), alpha=-1)  # x - (x . r) r
 
     return [(name, ablate) for name in _writers(model)]
 

@@ -119,11 +119,14 @@ def post_instruction_tokens(model: HookedTransformer, template: str, request: st
 
 
 def rows_per_pass(model: HookedTransformer, n_pos: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
-    """How many prompt rows one forward pass may hold: the activations of one block (residual
-    copies, MLP hidden layer, attention scores) for that many rows fit in ``memory_budget``."""
+    """How many prompt rows one forward pass may hold: one block's working set for that many rows
+    (residual-width tensors, the MLP's hidden layer with its activation's temporaries, and five
+    float32 copies of the attention scores: raw, scaled, masked, pattern, its cast) fits in
+    ``memory_budget``."""
     cfg = model.cfg
-    per_row = n_pos * (4 * cfg.d_model + (cfg.d_mlp or 0) + 2 * cfg.n_heads * n_pos)
-    return max(1, memory_budget // (per_row * torch.finfo(cfg.dtype).bits // 8))
+    b = torch.finfo(cfg.dtype).bits // 8
+    per_token = b * (6 * cfg.d_model + 3 * (cfg.d_mlp or 0)) + 4 * 5 * cfg.n_heads * n_pos
+    return max(1, memory_budget // (n_pos * per_token))
 
 
 def chunks(n: int, size: int) -> list[slice]:

@@ -1,8 +1,9 @@
 """Small random models and ragged random prompts, for the tests of lib.generation and
 lib.directions."""
 
+import random_models
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from lib.generation import Prompts
 
@@ -10,21 +11,22 @@ BASE = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=48, d_v
 
 
 def random_model(rotary: bool = False, **extra) -> HookedTransformer:
-    """A small random model: learned positions and LayerNorm, or grouped-query attention with
-    rotary positions, RMSNorm and a gated MLP."""
-    torch.manual_seed(0)
+    """A small random model (tests/random_models.py: every bias and norm weight perturbed) with
+    learned positions and LayerNorm, or grouped-query attention with rotary positions, RMSNorm and
+    a gated MLP."""
     kinds = (
         dict(
-            positional_embedding_type="rotary",
             normalization_type="RMS",
+            positional_embedding_type="rotary",
             n_key_value_heads=2,
             gated_mlp=True,
             act_fn="silu",
         )
         if rotary
-        else dict(positional_embedding_type="standard", normalization_type="LN")
+        else dict(normalization_type="LN", positional_embedding_type="standard", act_fn="gelu")
     )
-    return HookedTransformer(HookedTransformerConfig(**{**BASE, **kinds, **extra}, init_weights=True)).eval()
+    sizes = {k: v for k, v in BASE.items() if k != "act_fn"}
+    return random_models.random_model(**{**sizes, **kinds, **extra})
 
 
 def ragged(lengths: list[int], d_vocab: int = 60, seed: int = 0) -> list[torch.Tensor]:

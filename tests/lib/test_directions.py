@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from generation_cases import padded, ragged, random_model
+from generation_cases import chat_tokenizer, padded, ragged, random_model
 from transformer_lens.utilities import get_act_name
 
 from benchmarks.directions import select_direction_loop
@@ -183,3 +183,32 @@ def test_orthogonalization_refuses_post_norm_models():
     gemma2_like = random_model(True, use_normalization_before_and_after=True)
     with pytest.raises(ValueError, match="normalises attention and MLP outputs after W_O"):
         directions.orthogonalize_weights(gemma2_like, torch.ones(gemma2_like.cfg.d_model))
+
+
+def test_refusal_tokens_default_per_tokenizer(tmp_path):
+    """The organism refuses with ``sorry`` and complies with ``sure``; a real chat model gets the
+    reference's ``I`` (``I,As`` for Qwen) and the source post's ``Sure``; the words given are
+    read as the first token of each."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from lib import language
+
+    sizes = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, n_ctx=16, act_fn="gelu")
+    organism = HookedTransformer(
+        HookedTransformerConfig(**sizes, d_vocab=len(language.VOCAB)),
+        tokenizer=language.tokenizer(tmp_path / "t"),
+    )
+    refusal, comply, phrases = directions.default_refusal_words(organism)
+    assert directions.first_token_ids(organism, refusal) == [language.ID["sorry"]]
+    assert directions.first_token_ids(organism, comply) == [language.ID["sure"]]
+    assert directions.is_refusal("sorry , i cannot help with that .", phrases)
+    chat = HookedTransformer(
+        HookedTransformerConfig(**sizes, d_vocab=300, model_name="Qwen-1_8B-Chat"),
+        tokenizer=chat_tokenizer(tmp_path / "c"),
+    )
+    refusal, comply, phrases = directions.default_refusal_words(chat)
+    assert (refusal, comply, phrases) == ("I,As", "Sure", directions.REFUSAL_PHRASES)
+    ids = directions.first_token_ids(chat, "I, As")
+    assert chat.tokenizer.decode([ids[0]]) == "I" and "As".startswith(chat.tokenizer.decode([ids[1]]))
+    with pytest.raises(ValueError, match="is no token of"):
+        directions.first_token_ids(chat, "I,")

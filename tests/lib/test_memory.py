@@ -11,26 +11,31 @@ import torch
 
 from lib import book, memory
 
-# In a fresh process (its peak resident memory is the measurement): for the first config, how far
-# a forward pass with float32 log-softmax and softmax copies and a cache of every layer's residual
-# stages and attention pattern raises the peak; then (building raises it too) each config's count.
+# In a fresh process: for the first config, how far a forward pass with float32 log-softmax and
+# softmax copies and a cache of every layer's residual stages and attention pattern raises the
+# resident memory above what it was (Linux's peak-RSS counter, reset first, so an earlier peak from
+# importing or building cannot hide it); then each config's parameter count.
 MEASURE = """
-import json, resource, sys, warnings
+import json, sys, warnings
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 warnings.simplefilter("ignore")
 torch.set_grad_enabled(False)
+def status(field):
+    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
 configs, (batch, seq) = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 build = lambda c: HookedTransformer(HookedTransformerConfig(**c))
 model = build(configs[0]).eval()
 tokens = torch.randint(model.cfg.d_vocab, (batch, seq))
 model(tokens[:1, :4]).log_softmax(-1)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+open("/proc/self/clear_refs", "w").write("5")
+before = status("VmRSS")
 kept = ("hook_pattern", "hook_resid_pre", "hook_resid_mid", "hook_resid_post")
 logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith(kept))
 copies = logits.float().log_softmax(-1), logits.float().softmax(-1)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-counts = [sum(p.numel() for p in build(c).parameters()) for c in configs]  # after: building raises the max
+peak = status("VmHWM") - before
+counts = [sum(p.numel() for p in build(c).parameters()) for c in configs]
 print(json.dumps([counts, peak]))
 """
 GPT2_LIKE = dict(
