@@ -399,8 +399,8 @@ fig.update_xaxes(title_text="layer").update_layout(
 # token's distribution on harmless requests by a KL of {glue:text}`kl_harmless_ablated`. The
 # candidate at the same position one layer earlier has an ablation score of
 # {glue:text}`earlier_ablation`, but adding it does not make the model refuse (steering score
-# {glue:text}`earlier_steering`): it carries what the harmfulness is computed from (the verb and
-# the object), not the verdict. That is what the steering filter is for.
+# {glue:text}`earlier_steering`): it carries what the harmfulness is computed from, not the
+# verdict. That is what the steering filter is for.
 
 # %% tags=["remove-cell"]
 check(
@@ -933,7 +933,7 @@ for name in (
     "own_actadd",
     "ce_parent",
 ):
-    glue(name, globals()[name] and env.sig(globals()[name]), display=False)
+    glue(name, None if globals()[name] is None else env.sig(globals()[name]), display=False)
 pd.DataFrame(cost, index=["loss on the language's texts", "loss on own harmless replies"]).map(env.sig)
 
 # %% [markdown]
