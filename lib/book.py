@@ -35,6 +35,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import yaml
+from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
 from lib import params as param_specs
@@ -144,6 +145,18 @@ def strip_timing(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+class _KernelManager(AsyncKernelManager):
+    """A kernel whose own stderr goes to ``kernel.stderr`` beside its connection file, not to the
+    terminal: libzmq can abort at the kernel's shutdown, after the notebook is written, with an
+    assertion line that is no result of the run."""
+
+    async def _async_start_kernel(self, **kw: object) -> None:
+        with open(Path(self.connection_file).with_name("kernel.stderr"), "ab") as err:
+            await super()._async_start_kernel(stderr=err, **kw)
+
+    start_kernel = _async_start_kernel
+
+
 def _kernel(folder: str) -> dict[str, object]:
     """papermill options for a quiet kernel whose sockets live in ``folder``: IPC where the OS has
     it (no TCP port, no loopback needed, no "running over TCP without encryption" warning), and a
@@ -153,6 +166,7 @@ def _kernel(folder: str) -> dict[str, object]:
     connection = {"transport": transport, "connection_file": os.path.join(folder, "kernel.json")}
     return {
         "config": Config({"KernelManager": connection}),
+        "kernel_manager_class": _KernelManager,
         "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"],
     }
 
