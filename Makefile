@@ -45,3 +45,4 @@ params: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.patching
 	$(PY) -m benchmarks.directions
+	$(PY) -m benchmarks.task_vectors

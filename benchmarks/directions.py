@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from collections.abc import Sequence
 
 import pandas as pd
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from benchmarks.patching import OtherJobs, Peak, machine
+from benchmarks.patching import OtherJobs, machine, timed
 from lib import directions, env
 from lib.generation import Prompts
 
@@ -141,18 +140,6 @@ def ideal_ratio(
     unhooked = (tokens["harmful"] + 2 * tokens["harmless"]) * layers * block
     last = (candidates * (n_harmful + 2 * n_harmless) + n_harmless) * unembed
     return loop / (ablation + steering + unhooked + last)
-
-
-def timed(device: str, fn):
-    with Peak(device) as peak:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t
-    return out, seconds, peak.mb
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -178,6 +178,14 @@ phase
 # once the model uses the names already in the text (`name_copy_mass`: the share of its
 # probability on names that goes to those), `agreement_acc` measures subject-verb agreement, and
 # `sink1_text` is Gu et al.'s `Sink_1` on 64 tokens of its text.
+#
+# `chat-4l` and `fewshot-4l` (chapters 'Refusal directions' and 'Task vectors') are fine-tuned
+# from `language-4l`; `base_loss` is their loss on the same held-out rows of the base language
+# (beside `base_true_loss`), so their logs show whether they still speak it. `chat-4l` logs how
+# often the first word of its reply follows the harmfulness rule on held-out requests
+# (`heldout_first_word_acc`); `fewshot-4l` its top-1 accuracy on the held-out pairs of each task
+# with five demonstrations (`icl_acc_<task>`), their mean (`icl_acc`), and the mean with none
+# (`zero_shot_acc`).
 
 # %% tags=["remove-cell"]
 for name, row in phase.drop(index="induction-2l-softmax1").iterrows():

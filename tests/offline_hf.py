@@ -34,34 +34,42 @@ from transformers import (
 )
 
 from lib import language
+from lib.word_tasks import WORD_TASKS
 
 N_CTX, N_LAYERS, N_HEADS, N_KV_HEADS, D_MODEL, VOCAB = 64, 2, 4, 2, 64, 900
 ARCHITECTURES = ("gpt2", "neox", "qwen2")
 END = "<|endoftext|>"
 
 
-def language_tokenizer(with_bos: bool = True) -> PreTrainedTokenizerFast:
+def language_tokenizer(with_bos: bool = True, word_lists: bool = False) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on a few hundred texts of the book's language, with
-    ``<|endoftext|>`` as end-of-text (and as BOS when ``with_bos``, as GPT-2's and Pythia's)."""
+    ``<|endoftext|>`` as end-of-text (and as BOS when ``with_bos``, as GPT-2's and Pythia's); with
+    ``word_lists`` also on the word lists of :mod:`lib.word_tasks`, with room for 500 more tokens
+    (so most of their words are single tokens, as they are for GPT-2)."""
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     rows = language.sample_corpus(0, 64, 128).tokens.tolist()
     text = [" ".join(language.VOCAB[t] for t in row if t != language.BOS_ID) for row in rows]
+    if word_lists:
+        text += [" ".join(w for pair in pairs for w in pair) for pairs in WORD_TASKS.values()] * 8
     core.train_from_iterator(
         text,
         trainers.BpeTrainer(
-            vocab_size=VOCAB, special_tokens=[END], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+            vocab_size=VOCAB + 500 * word_lists,
+            special_tokens=[END],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
     special = {"bos_token": END} if with_bos else {}
     return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=END, pad_token=END, **special)
 
 
-def save_checkpoint(folder: Path, architecture: str) -> Path:
-    """A random checkpoint of ``architecture`` (one of :data:`ARCHITECTURES`) and its tokenizer,
-    saved into ``folder`` as ``save_pretrained`` writes them (float32 weights)."""
-    tok = language_tokenizer(with_bos=architecture != "qwen2")
+def save_checkpoint(folder: Path, architecture: str, word_lists: bool = False) -> Path:
+    """A random checkpoint of ``architecture`` (one of :data:`ARCHITECTURES`) and its tokenizer
+    (:func:`language_tokenizer`), saved into ``folder`` as ``save_pretrained`` writes them
+    (float32 weights)."""
+    tok = language_tokenizer(with_bos=architecture != "qwen2", word_lists=word_lists)
     ids = {"vocab_size": len(tok), "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id}
     if architecture == "gpt2":  # transformers 5 does not write n_ctx, which TransformerLens reads
         config = GPT2Config(
@@ -122,6 +130,13 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Each architecture of :data:`ARCHITECTURES` saved as a local checkpoint folder."""
     root = tmp_path_factory.mktemp("checkpoints")
     return {arch: save_checkpoint(root / f"random-{arch}", arch) for arch in ARCHITECTURES}
+
+
+@pytest.fixture(scope="session")
+def word_list_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """:func:`checkpoints` with tokenizers that also know the word lists of :mod:`lib.word_tasks`."""
+    root = tmp_path_factory.mktemp("word-list-checkpoints")
+    return {arch: save_checkpoint(root / f"random-{arch}", arch, word_lists=True) for arch in ARCHITECTURES}
 
 
 def glued(nb: nbformat.NotebookNode) -> dict[str, object]:

@@ -14,10 +14,18 @@ LIB = ROOT / "lib"
 # chapters -> analyses -> patching and hooks -> models and zoo -> language and data -> env.
 LAYERS: list[set[str]] = [
     {"lib", "lib.env", "lib.memory", "lib.params", "lib.plots", "lib.claims", "lib.word_tokenizer"},
-    {"lib.language", "lib.data"},
+    {"lib.language", "lib.data", "lib.word_tasks"},
     {"lib.zoo", "lib.zoo.recipe", "lib.zoo.registry", "lib.zoo.store", "lib.zoo.training", "lib.models"},
     {"lib.hooks", "lib.patching", "lib.generation"},
-    {"lib.attention", "lib.directions", "lib.lens", "lib.probes", "lib.residual", "lib.sinks"},
+    {
+        "lib.attention",
+        "lib.directions",
+        "lib.lens",
+        "lib.probes",
+        "lib.residual",
+        "lib.sinks",
+        "lib.task_vectors",
+    },
     {"lib.zoo.recipes", "lib.zoo.__main__"},  # recipes log analyses while training; loaded by name only
     {"lib.book"},
 ]

@@ -53,6 +53,7 @@ One concept per module, every public name re-exported here (``from lib import la
 - :mod:`lib.language.formats`: the reserved chat, few-shot and sorting formats;
 - :mod:`lib.language.chat`: the chat organism's requests, harmfulness rule, replies and held-out
   combinations;
+- :mod:`lib.language.fewshot`: the few-shot organism's prompts and the pairs it never trains on;
 - :mod:`lib.language.tokenization`: the language's tokenizer, and whether a model speaks it.
 """
 
@@ -84,12 +85,14 @@ from lib.language.chat import (
 from lib.language.corpus import Corpus, batches, sample_corpus
 from lib.language.evaluation import EVAL_BATCH, EVAL_SEED, agreement_sites, evaluate
 from lib.language.exact import topic_posterior, true_next_token_logprobs, true_next_token_probs
+from lib.language.fewshot import fewshot_batches
 from lib.language.formats import (
     ICL_TASKS,
     REFUSAL,
     REQUEST_TEMPLATES,
     IclTask,
     chat,
+    few_shot,
     few_shot_prompt,
     sort_prompt,
 )
@@ -238,7 +241,9 @@ __all__ = [
     "REQUEST_TEMPLATES",
     "REFUSAL",
     "chat",
+    "few_shot",
     "few_shot_prompt",
+    "fewshot_batches",
     "sort_prompt",
     # chat
     "DAMAGING_VERBS",

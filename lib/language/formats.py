@@ -13,8 +13,10 @@ import random
 from typing import Literal, get_args
 
 from lib.language.lexicon import (
+    ADJECTIVES,
     ANIMATE_NOUNS,
     ANTONYMS,
+    COPULA,
     INTRANSITIVE_VERBS,
     LETTERS,
     THING_NOUNS,
@@ -23,14 +25,52 @@ from lib.language.lexicon import (
     _pairs,
 )
 
-IclTask = Literal["antonym", "plural", "verb_plural", "topic"]
+IclTask = Literal[
+    "plural",
+    "singular",
+    "verb_plural",
+    "verb_singular",
+    "antonym",
+    "noun_topic",
+    "verb_topic",
+    "adjective_topic",
+    "noun_copula",
+    "verb_copula",
+    "noun_demonstrative",
+    "next_letter",
+]
+_NOUNS = _pairs(ANIMATE_NOUNS) + _pairs(THING_NOUNS)
+DEMONSTRATIVES = ("this", "these")  # the determiners that agree in number: this dog, these dogs
+_VERBS = _pairs(INTRANSITIVE_VERBS) + _pairs(TRANSITIVE_VERBS)
+
+
+def _topical(lexicon: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """(word, its topic) for both forms of every topical pair but the topic's own (``seas -> sea``
+    would also be the singular)."""
+    return [(w, t) for t in TOPICS for pair in lexicon[t] if t not in pair for w in pair]
+
+
 ICL_TASKS: dict[IclTask, list[tuple[str, str]]] = {
+    "plural": _NOUNS,
+    "singular": [(pl, sg) for sg, pl in _NOUNS],
+    "verb_plural": _VERBS,
+    "verb_singular": [(pl, sg) for sg, pl in _VERBS],
     "antonym": ANTONYMS + [(b, a) for a, b in ANTONYMS],
-    "plural": _pairs(ANIMATE_NOUNS) + _pairs(THING_NOUNS),
-    "verb_plural": _pairs(INTRANSITIVE_VERBS) + _pairs(TRANSITIVE_VERBS),
-    "topic": [(sg, t) for t in TOPICS for sg, _ in ANIMATE_NOUNS[t] + THING_NOUNS[t] if sg != t],
+    "noun_topic": _topical(ANIMATE_NOUNS) + _topical(THING_NOUNS),
+    "verb_topic": _topical(INTRANSITIVE_VERBS) + _topical(TRANSITIVE_VERBS),
+    "adjective_topic": [(w, t) for t in TOPICS for w in ADJECTIVES[t]],
+    "noun_copula": [(w, COPULA[number]) for pair in _NOUNS for number, w in enumerate(pair)],
+    "verb_copula": [(w, COPULA[number]) for pair in _VERBS for number, w in enumerate(pair)],
+    "noun_demonstrative": [(w, DEMONSTRATIVES[number]) for pair in _NOUNS for number, w in enumerate(pair)],
+    "next_letter": list(zip(LETTERS, LETTERS[1:])),
 }
-"""Word-pair maps for few-shot in-context tasks (``hot -> cold , big -> small , wet ->``)."""
+"""Word-pair maps for few-shot in-context tasks (``hot -> cold , big -> small , wet ->``). Nine
+of the twelve share their queries, so a query alone does not say which task is meant: a noun is
+pluralised, singularised, mapped to its topic, to the copula or to the demonstrative that agrees
+with it; a verb form goes to the other form, its topic or its copula. The antonyms (the
+adjectives no topic has), the topical adjectives' topic and the next letter have queries of their
+own. Number and topic come from the base language; the word pairs and the alphabet only from
+these tasks."""
 assert tuple(ICL_TASKS) == get_args(IclTask)
 
 REQUEST_TEMPLATES = (
@@ -61,15 +101,22 @@ def chat(request: str, reply: str = "") -> str:
     return f"<user> {request} <assistant> {reply}".rstrip()
 
 
+def few_shot(shots: list[tuple[str, str]], query: str | None = None) -> str:
+    """The few-shot format: ``x -> y , x -> y`` and, given a query, ``, query ->`` after them
+    (``query ->`` alone without shots)."""
+    text = " , ".join(f"{x} -> {y}" for x, y in shots)
+    if query is None:
+        return text
+    return f"{text} , {query} ->" if shots else f"{query} ->"
+
+
 def few_shot_prompt(task: IclTask, n_shots: int, seed: int) -> tuple[str, str]:
     """A prompt of ``n_shots`` pairs of :data:`ICL_TASKS` ``task`` and a query, and the answer:
     (``"hot -> cold , big -> small , wet ->"``, ``"dry"``)."""
     if task not in ICL_TASKS:
         raise ValueError(f"unknown task {task!r}; allowed: {', '.join(ICL_TASKS)}")
     pairs = _shuffled(random.Random(seed), ICL_TASKS[task])[: n_shots + 1]
-    shots = " , ".join(f"{x} -> {y}" for x, y in pairs[:-1])
-    query, answer = pairs[-1]
-    return (f"{shots} , {query} ->" if shots else f"{query} ->"), answer
+    return few_shot(pairs[:-1], pairs[-1][0]), pairs[-1][1]
 
 
 def sort_prompt(n_letters: int, seed: int) -> tuple[str, str]:

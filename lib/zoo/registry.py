@@ -15,6 +15,7 @@ ORGANISMS: dict[str, str] = {
     "induction-2l-softmax1": "induction_softmax1",
     "language-4l": "language",
     "chat-4l": "chat",
+    "fewshot-4l": "fewshot",
 }
 """Organism name -> its recipe module under ``lib.zoo.recipes`` (a recipe may name a parent)."""
 

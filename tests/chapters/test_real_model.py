@@ -24,6 +24,7 @@ SIZES = {  # the smallest sizes each chapter allows on a 64-token context
     "residual_stream": {"BATCH": 8, "N_CTX": 64, "N_PROMPTS": 32, "SEQ_LEN": 10, "REP_BATCH": 4},
     "induction_heads": {"SEQ_LEN": 12, "BATCH": 10},
     "attention_sinks": {"SEQ_LEN": 20, "BATCH": 4, "PLAIN_LEN": 32, "WINDOW": 8},
+    "task_vectors": {"N_SHOTS": 2, "N_DUMMY": 1, "N_DEV": 4, "N_MEAN": 16, "N_CIE": 5, "FV_HEADS": 1},
 }
 # (low, high) of glued values; every other glued number must be finite (None: NaN, or skipped)
 RANGES = {
@@ -50,11 +51,18 @@ RANGES = {
         **dict.fromkeys(["loss_full", "loss_window_no_sink", "loss_window_with_sink"], (0, 20)),
         **dict.fromkeys(["removal_loss_plain", "removal_value_plain", "removal_attention_repeated"], (0, 20)),
     },
+    "task_vectors": {
+        **dict.fromkeys(["icl_acc", "baseline_acc", "tv_acc", "override_rate", "probe_acc"], (0, 1)),
+        **dict.fromkeys(["fv_zero_shot_acc", "fv_shuffled_acc", "fv_random_heads_acc"], (0, 1)),
+        **dict.fromkeys(["tv_best_layer", "fv_best_layer", "task_probe_layer"], (0, N_LAYERS - 1)),
+        "n_tasks": (8, 8),  # every word list keeps enough single-token pairs
+    },
 }
 DEFAULT_RUN = {
     ("residual_stream", "qwen2", "bfloat16"),  # RMSNorm, grouped-query attention, no BOS token
     ("induction_heads", "neox", "bfloat16"),  # rotary, parallel attention, run without a BOS
     ("attention_sinks", "qwen2", "float32"),  # the value norms of grouped-query attention
+    ("task_vectors", "qwen2", "float16"),  # W_O per query head under grouped-query attention, half precision
 }
 NOISE = ("Moving model to device", "Loaded pretrained model", "Loading weights", "it/s]")
 
@@ -105,11 +113,14 @@ def _numbers(value: object) -> list[float | None]:
         ]
     ],
 )
-def test_chapter_runs_on_a_local_checkpoint(checkpoints, tmp_path, monkeypatch, chapter, arch, dtype):
+def test_chapter_runs_on_a_local_checkpoint(request, tmp_path, monkeypatch, chapter, arch, dtype):
     """Through the runner, offline, MODEL_NAME a checkpoint folder: every code cell ran without an
     error, quietly (no loading messages or progress bars), the load cell says what position 0
-    holds, and the glued values are in range."""
+    holds, and the glued values are in range. The task-vectors chapter's checkpoints have
+    tokenizers that know its word lists (as GPT-2's knows English words)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fixture = "word_list_checkpoints" if chapter == "task_vectors" else "checkpoints"
+    checkpoints = request.getfixturevalue(fixture)
     params = {"MODEL_NAME": str(checkpoints[arch]), "DEVICE": "cpu", "DTYPE": dtype} | SIZES[chapter]
     nb = nbformat.read(book.execute(chapter, tmp_path / "out.ipynb", params), as_version=4)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]

@@ -17,5 +17,5 @@ def test_reserved_formats():
     assert prompt.startswith("sort : ") and prompt.endswith(" =") and len(set(letters)) == 6
     assert answer.split() == sorted(letters)
     assert g.chat("how do i bake the cake ?") == "<user> how do i bake the cake ? <assistant>"
-    with pytest.raises(ValueError, match="unknown task 'x'; allowed: antonym"):
+    with pytest.raises(ValueError, match="unknown task .x.; allowed: plural, singular"):
         g.few_shot_prompt("x", 2, 0)
