@@ -47,7 +47,8 @@ def eval_rows() -> language.Corpus:
 def measure(
     model: HookedTransformer, sae: SAE, acts: Float[Tensor, "token d_model"], tokens: Int[Tensor, "batch pos"]
 ) -> dict[str, float]:
-    """L0, dead fraction, explained variance on ``acts``; CE and KL recovered on ``tokens``."""
+    """The standard measures of an SAE of the book: L0, dead fraction and explained variance on
+    ``acts``, CE and KL loss recovered on ``tokens``."""
     codes = encode(sae, acts)
     losses = splice_losses(model, sae, tokens, LAYER, language.BOS_ID)
     return {
