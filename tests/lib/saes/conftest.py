@@ -1,12 +1,10 @@
-"""Shared by the lib.saes tests: a small random model, token rows with <bos> at their start and
+"""Fixtures of the lib.saes tests: a small random model, token rows with <bos> at their start and
 inside them, and a random SAELens TopK SAE."""
 
 import pytest
 import torch
 from random_models import random_model
-from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
-
-BOS, LAYER = 0, 1
+from sae_cases import BOS, make_random_sae
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,15 +27,6 @@ def tokens(model):
     tokens[:, 0] = BOS
     tokens[2, 5] = tokens[4, 9] = BOS  # <bos> inside rows too, as in packed texts
     return tokens
-
-
-def make_random_sae(d_in: int, d_sae: int = 40, k: int = 5) -> TopKTrainingSAE:
-    torch.manual_seed(2)
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
-    with torch.no_grad():
-        for p in sae.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return sae
 
 
 @pytest.fixture(scope="module")

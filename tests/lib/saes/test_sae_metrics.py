@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from sae_cases import BOS, LAYER
 from sae_lens.evals import ExplainedVarianceCalculator, get_recons_loss
 from sae_lens.training.activation_scaler import ActivationScaler
 from transformer_lens.utilities import get_act_name
 
-from conftest import BOS, LAYER
 from lib import saes
 
 

@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 import torch
+from sae_cases import BOS, LAYER
 from transformer_lens.utilities import get_act_name
 
-from conftest import BOS, LAYER
 from lib import saes
 
 
