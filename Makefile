@@ -31,7 +31,7 @@ book: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 	$(PY) -m pytest --nbval book/ --nbval-sanitize-with book/nbval_sanitize.cfg
 	$(JB) build . -n -W --keep-going
 
@@ -46,3 +46,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.patching
 	$(PY) -m benchmarks.directions
 	$(PY) -m benchmarks.task_vectors
+	$(PY) -m benchmarks.sae_training

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from benchmarks.patching import OtherJobs, machine, timed
+from benchmarks.patching import OtherJobs, timed, write_results
 from lib import directions, env
 from lib.generation import Prompts
 
@@ -197,13 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(text)
     if not args.smoke:
-        with open(RESULTS, "w") as f:
-            f.write(
-                "# Direction-selection benchmark results\n\n"
-                f"Written by `python -m benchmarks.directions{'' if device == 'cpu' else ' --device cuda'}`; "
-                "do not edit by hand.\n\n" + "\n".join(machine(device)) + "\n\n" + text + "\n" + NOTES + "\n"
-            )
-        print(f"wrote {RESULTS}")
+        write_results(
+            RESULTS, "Direction-selection benchmark results", "benchmarks.directions", device, text, NOTES
+        )
     return row | {"loop_s": loop_s, "lib_s": lib_s, "diff": diff}
 
 

@@ -409,6 +409,18 @@ def table(rows: list[Row]) -> str:
     return frame.to_markdown(index=False)
 
 
+def write_results(path: str | Path, title: str, module: str, device: str, text: str, notes: str) -> None:
+    """A benchmark's results page: its title, the command that wrote it, the machine, the
+    results ``text`` and the column ``notes``."""
+    flag = "" if device == "cpu" else f" --device {device}"
+    Path(path).write_text(
+        f"# {title}\n\nWritten by `python -m {module}{flag}`; do not edit by hand.\n\n"
+        + "\n".join(machine(device))
+        + f"\n\n{text}\n{notes}\n"
+    )
+    print(f"wrote {path}")
+
+
 def machine(device: str) -> list[str]:
     cpu = next(
         (
@@ -553,12 +565,7 @@ def _run(args: argparse.Namespace, device: str) -> list[Row]:
     )
 
     if not args.smoke:
-        RESULTS.write_text(
-            "# Patching benchmark results\n\n"
-            f"Written by `python -m benchmarks.patching{'' if device == 'cpu' else ' --device ' + device}`; "
-            "do not edit by hand.\n\n" + "\n".join(machine(device)) + "\n\n" + text + "\n" + NOTES + "\n"
-        )
-        print(f"\nwrote {RESULTS}")
+        write_results(RESULTS, "Patching benchmark results", "benchmarks.patching", device, text, NOTES)
     return rows
 
 

@@ -28,7 +28,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.utilities import get_act_name
 
 from benchmarks.directions import GPT2_SMALL, TINY
-from benchmarks.patching import OtherJobs, machine, timed
+from benchmarks.patching import OtherJobs, timed, write_results
 from lib import env, task_vectors
 
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS-task_vectors.md")
@@ -145,14 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(text)
     if not args.smoke and args.prompts is None:
-        with open(RESULTS, "w") as f:
-            flag = "" if device == "cpu" else " --device cuda"
-            f.write(
-                "# Indirect-effect benchmark results\n\n"
-                f"Written by `python -m benchmarks.task_vectors{flag}`; "
-                "do not edit by hand.\n\n" + "\n".join(machine(device)) + "\n\n" + text + "\n" + NOTES + "\n"
-            )
-        print(f"wrote {RESULTS}")
+        write_results(
+            RESULTS, "Indirect-effect benchmark results", "benchmarks.task_vectors", device, text, NOTES
+        )
     return row | {"loop_s": loop_s, "lib_s": lib_s, "diff": diff}
 
 

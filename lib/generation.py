@@ -142,12 +142,13 @@ def generate(
     stop_ids: Sequence[int] = (),
     use_cache: bool = True,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    generator: torch.Generator | None = None,
 ) -> Int[Tensor, "batch new"]:
-    """Greedy continuations under ``hooks``, stopping once every row has produced one of
-    ``stop_ids``. With ``use_cache`` each step feeds only the new token through
-    TransformerLens's key-value cache; the hooks (this module's act on every position alike)
-    then see one position. ``use_cache=False`` recomputes the whole sequence each step, the
-    check that caching changes nothing."""
+    """Greedy continuations under ``hooks`` (sampled at temperature 1 from ``generator`` when
+    one is given), stopping once every row has produced one of ``stop_ids``. With ``use_cache``
+    each step feeds only the new token through TransformerLens's key-value cache; the hooks
+    (this module's act on every position alike) then see one position. ``use_cache=False``
+    recomputes the whole sequence each step, the check that caching changes nothing."""
     stop = torch.tensor(list(stop_ids), device=prompts.tokens.device)
     outs = []
     rows_max = rows_per_pass(model, prompts.tokens.shape[1] + max_new_tokens, memory_budget)
@@ -164,7 +165,14 @@ def generate(
         with model.hooks(fwd_hooks=list(hooks)):
             for _ in range(max_new_tokens):
                 logits = model(step_in, attention_mask=step_mask, past_kv_cache=cache)
-                nxt = logits[:, -1].argmax(-1)
+                last = logits[:, -1].float()
+                nxt = (
+                    last.argmax(-1)
+                    if generator is None
+                    else torch.multinomial(last.softmax(-1).cpu(), 1, generator=generator)[:, 0].to(
+                        last.device
+                    )
+                )
                 new.append(nxt)
                 done |= torch.isin(nxt, stop)
                 if done.all():

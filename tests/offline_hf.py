@@ -22,6 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from sae_lens import TopKSAE, TopKSAEConfig
+from sae_lens.saes.sae import SAEMetadata
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GPT2Config,
@@ -105,6 +107,21 @@ def save_checkpoint(folder: Path, architecture: str, word_lists: bool = False) -
     torch.manual_seed(0)
     make(config).save_pretrained(folder)
     tok.save_pretrained(folder)
+    return folder
+
+
+def save_random_sae(folder: Path, layer: int = 1, d_sae: int = 128, k: int = 8) -> Path:
+    """A TopK SAE with random weights reading ``blocks.{layer}.hook_resid_pre`` of the random
+    checkpoints (d_in :data:`D_MODEL`), saved into ``folder`` as SAELens saves one."""
+    torch.manual_seed(0)
+    cfg = TopKSAEConfig(
+        d_in=D_MODEL, d_sae=d_sae, k=k, metadata=SAEMetadata(hook_name=f"blocks.{layer}.hook_resid_pre")
+    )
+    sae = TopKSAE(cfg)
+    with torch.no_grad():
+        for param in sae.parameters():
+            param.normal_(0, 0.1)
+    sae.save_model(folder)
     return folder
 
 

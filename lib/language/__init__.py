@@ -84,7 +84,12 @@ from lib.language.chat import (
 )
 from lib.language.corpus import Corpus, batches, sample_corpus
 from lib.language.evaluation import EVAL_BATCH, EVAL_SEED, agreement_sites, evaluate
-from lib.language.exact import topic_posterior, true_next_token_logprobs, true_next_token_probs
+from lib.language.exact import (
+    continuation_topic_posterior,
+    topic_posterior,
+    true_next_token_logprobs,
+    true_next_token_probs,
+)
 from lib.language.fewshot import fewshot_batches
 from lib.language.formats import (
     ICL_TASKS,
@@ -160,7 +165,7 @@ from lib.language.program import (
     RANDOM_PERIOD,
     TOPIC_SHARE,
 )
-from lib.language.tokenization import speaks_language, tokenizer
+from lib.language.tokenization import retokenize, speaks_language, tokenizer
 
 __all__ = [
     # lexicon
@@ -230,6 +235,7 @@ __all__ = [
     "batches",
     "true_next_token_logprobs",
     "true_next_token_probs",
+    "continuation_topic_posterior",
     "topic_posterior",
     "EVAL_SEED",
     "EVAL_BATCH",
@@ -271,5 +277,6 @@ __all__ = [
     "chat_batches",
     # tokenization
     "tokenizer",
+    "retokenize",
     "speaks_language",
 ]

@@ -96,6 +96,22 @@ def topic_posterior(tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch po
     return out.float()
 
 
+def continuation_topic_posterior(
+    new: Int[Tensor, "batch new"],
+) -> tuple[Float[Tensor, "batch topic"], Int[Tensor, " batch"]]:
+    """For continuations of a lone ``<bos>`` (generated texts, each cut after its first
+    ``<bos>``): the generator's posterior over the text's topic given the tokens before the
+    first one the grammar cannot produce, and how many tokens that is. A text the model wrote
+    off the grammar is judged by its grammatical beginning."""
+    posteriors, lengths = [], []
+    for row in new.tolist():
+        text = row[: row.index(BOS_ID) + 1] if BOS_ID in row else row
+        _, fail, _, posterior = _filter(text, list(range(len(TOPICS))))
+        posteriors.append(posterior[:, -1])
+        lengths.append(len(text) if fail is None else fail)
+    return torch.stack(posteriors).float(), torch.tensor(lengths)
+
+
 def _random_words(row: list[int], dense: bool) -> tuple[Tensor, Tensor | None]:
     """The row read as random words repeated with an unknown period ``N`` (uniform prior over
     :data:`RANDOM_PERIOD`): log p(actual next token) per position and the tables when ``dense``,

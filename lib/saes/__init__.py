@@ -8,9 +8,12 @@ losses and trainer are SAELens's; the book adds, one concept per module:
 - :mod:`lib.saes.metrics`: L0, density, explained variance and the loss recovered when the SAE
   is spliced in (tested against ``sae_lens.evals``);
 - :mod:`lib.saes.matching`: the best feature for every value of the language's latents, with
-  F1, MCC and AUROC, and the baselines' directions.
+  F1, MCC and AUROC, and the baselines' directions;
+- :mod:`lib.saes.dashboards`: a feature's density, logit effects and top contexts as HTML;
+- :mod:`lib.saes.steering`: a feature clamped to a value while the model generates.
 """
 
+from lib.saes.dashboards import dashboard, logit_effects, token_strings, top_activations
 from lib.saes.matching import (
     LABELLED,
     auroc,
@@ -22,12 +25,14 @@ from lib.saes.matching import (
     precise_features,
 )
 from lib.saes.metrics import encode, explained_variance, sparsity, splice_losses
+from lib.saes.steering import clamp_hook, steered_texts
 from lib.saes.training import (
     Spec,
     activation_batches,
     cache_activations,
     describe,
     hook_name,
+    resample_dead,
     train,
     untrained,
 )
@@ -39,17 +44,24 @@ __all__ = [
     "auroc",
     "best_thresholds",
     "cache_activations",
+    "dashboard",
+    "clamp_hook",
     "describe",
     "encode",
     "explained_variance",
     "hook_name",
     "latent_labels",
+    "logit_effects",
     "match",
     "matched_fraction",
     "pca_directions",
     "precise_features",
+    "resample_dead",
     "sparsity",
     "splice_losses",
+    "steered_texts",
+    "token_strings",
+    "top_activations",
     "train",
     "untrained",
 ]

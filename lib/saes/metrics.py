@@ -30,8 +30,8 @@ from lib.saes.training import hook_name
 def encode(
     sae: SAE, acts: Float[Tensor, "token d_model"], batch_size: int = 8192
 ) -> Float[Tensor, "token d_sae"]:
-    """The SAE's codes of ``acts``, in batches."""
-    return torch.cat([sae.encode(chunk.to(sae.device)) for chunk in acts.split(batch_size)])
+    """The SAE's codes of ``acts``, in batches on the SAE's device, returned on ``acts``'s."""
+    return torch.cat([sae.encode(chunk.to(sae.device)).to(acts.device) for chunk in acts.split(batch_size)])
 
 
 @torch.no_grad()
@@ -73,7 +73,7 @@ def splice_losses(
     """The model's mean next-token loss clean, with the SAE's reconstruction in place of the
     residual stream entering ``layer`` and with it zero-ablated (``<bos>`` positions untouched
     in both), the mean KL from the clean distribution of the two, and the fractions of loss and
-    KL recovered."""
+    KL recovered (NaN if zero-ablating the hook leaves the loss, or the distribution, as it was)."""
     sums = dict.fromkeys(["ce_clean", "ce_sae", "ce_zero", "kl_sae", "kl_zero"], 0.0)
     n_loss = n_kl = 0
     for chunk in tokens.split(batch_size):
@@ -98,6 +98,7 @@ def splice_losses(
             sums[f"kl_{name}"] += float(_kl(clean.float(), logits.float()).sum())
         n_loss, n_kl = n_loss + ce_clean.numel(), n_kl + chunk.numel()
     out = {k: v / (n_kl if k.startswith("kl") else n_loss) for k, v in sums.items()}
-    out["ce_recovered"] = (out["ce_zero"] - out["ce_sae"]) / (out["ce_zero"] - out["ce_clean"])
-    out["kl_recovered"] = 1 - out["kl_sae"] / out["kl_zero"]
+    gap = out["ce_zero"] - out["ce_clean"]  # 0 where zero-ablating the hook changes nothing
+    out["ce_recovered"] = (out["ce_zero"] - out["ce_sae"]) / gap if gap else float("nan")
+    out["kl_recovered"] = 1 - out["kl_sae"] / out["kl_zero"] if out["kl_zero"] else float("nan")
     return out

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from sae_lens import (
     SAETrainer,
     StandardTrainingSAE,
@@ -90,11 +90,17 @@ class Spec:
     batch_size: int = 2048
     lr: float = 1e-3
     dead_window: int = 50
-    aux_coefficient: float = 1.0  # SAELens's default (Gao et al. use 1/32)
+    aux_coefficient: float = 1.0  # SAELens's default (Gao et al. use 1/32); TopK only
+    resample_at: tuple[int, ...] = ()  # steps after which dead latents are resampled (:func:`resample_dead`)
+    resample_scale: float = 0.2  # a resampled latent's encoder norm, relative to the live ones'
 
     @property
     def name(self) -> str:
         knob = f"k{int(self.sparsity)}" if self.architecture == "topk" else f"l1-{self.sparsity:g}"
+        if self.architecture == "topk" and self.aux_coefficient == 0:
+            knob += "-noaux"
+        if self.resample_at:
+            knob += "-resample" + ("" if self.resample_scale == 0.2 else f"-x{self.resample_scale:g}")
         return f"{self.architecture}-{self.d_sae}-{knob}"
 
     def sae_config(self, d_in: int, device: str) -> TopKTrainingSAEConfig | StandardTrainingSAEConfig:
@@ -110,13 +116,63 @@ class Spec:
         )
 
 
+@torch.no_grad()
+def resample_dead(
+    sae: TrainingSAE,
+    optimizer: torch.optim.Optimizer,
+    dead: Bool[Tensor, " d_sae"],
+    sae_in: Float[Tensor, "batch d_in"],
+    generator: torch.Generator,
+    encoder_scale: float = 0.2,
+) -> int:
+    """Resample the ``dead`` latents as Bricken et al. (2023, appendix) do, from the inputs
+    ``sae_in``: each is reborn pointing at an input drawn with probability proportional to the
+    square of the SAE's squared error on it (a different input each, while there are enough).
+    Its decoder row becomes that input's direction (less the decoder bias) at the live rows'
+    mean norm, its encoder column the same direction at ``encoder_scale`` (Bricken et al.'s
+    0.2) times the live columns' mean norm, its encoder bias 0, and its Adam moments 0. SAELens
+    v6 dropped resampling; this is written for the book. Returns how many were resampled."""
+    idx = dead.nonzero()[:, 0]
+    if len(idx) == 0 or bool(dead.all()):
+        return 0
+    error = (sae_in - sae(sae_in)).pow(2).sum(-1)
+    picks = torch.multinomial(
+        error.pow(2).cpu(), len(idx), replacement=len(idx) > len(error), generator=generator
+    )
+    direction = sae_in[picks.to(sae_in.device)] - sae.b_dec  # [dead, d_in]
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    dec_norm = sae.W_dec[~dead].norm(dim=-1).mean()
+    enc_norm = sae.W_enc[:, ~dead].norm(dim=0).mean()
+    sae.W_dec[idx] = direction * dec_norm
+    sae.W_enc[:, idx] = (direction * encoder_scale * enc_norm).T
+    sae.b_enc[idx] = 0
+    for param, rows in ((sae.W_dec, (idx,)), (sae.W_enc, (slice(None), idx)), (sae.b_enc, (idx,))):
+        for moment in optimizer.state.get(param, {}).values():
+            if moment.shape == param.shape:
+                moment[rows] = 0
+    return len(idx)
+
+
 class _LoggingTrainer(SAETrainer):
     """SAELens's trainer, recording its losses and L0 every ``log_every`` steps (the trainer
-    only logs to Weights & Biases)."""
+    only logs to Weights & Biases), and resampling dead latents after the spec's steps
+    ``resample_at``."""
 
-    def __init__(self, *args, log_every: int, **kwargs):
+    def __init__(self, *args, log_every: int, spec: Spec, seed: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.log_every, self.log = log_every, []
+        self.spec, self.generator = spec, torch.Generator().manual_seed(seed)
+
+    def step(self, batch: Tensor):
+        output = super().step(batch)
+        if self.n_training_steps + 1 in self.spec.resample_at:  # fit() counts this step after step()
+            dead = self.dead_neurons
+            n = resample_dead(
+                self.sae, self.optimizer, dead, output.sae_in, self.generator, self.spec.resample_scale
+            )
+            self.n_forward_passes_since_fired[dead] = 0
+            self.log.append({"step": self.n_training_steps + 1, "resampled": n})
+        return output
 
     def _update_pbar(self, step_output, pbar, update_interval: int = 100):
         super()._update_pbar(step_output, pbar, update_interval)
@@ -169,7 +225,12 @@ def train(
         feature_sampling_window=spec.steps,
     )
     trainer = _LoggingTrainer(
-        trainer_cfg, sae, activation_batches(acts, spec.batch_size, seed), log_every=log_every
+        trainer_cfg,
+        sae,
+        activation_batches(acts, spec.batch_size, seed),
+        log_every=log_every,
+        spec=spec,
+        seed=seed,
     )
     trainer.activation_scaler.scaling_factor = scale  # so fit() does not estimate it again
     return trainer.fit(), trainer.log

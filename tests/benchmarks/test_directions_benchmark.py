@@ -2,23 +2,14 @@
 reference's loop on every score and on the winner, and it leaves its results file alone."""
 
 import math
-from pathlib import Path
 
-import torch
+from bench_cases import run_smoke
 
 from benchmarks import directions as bench
 
 
 def test_smoke_mode_runs_and_agrees(capsys):
-    results = Path(bench.RESULTS)
-    before = results.read_text() if results.exists() else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        row = bench.main(["--smoke"])
-    finally:
-        torch.set_num_threads(threads)
+    row = run_smoke(bench)
     assert row["same candidate"] and row["diff"] <= 1e-5
     assert math.isfinite(row["loop_s"] / row["lib_s"]) and row["loop passes"] == 3 * 2 * 3
     assert "| model" in capsys.readouterr().out
-    assert (results.read_text() if results.exists() else None) == before

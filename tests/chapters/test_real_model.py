@@ -16,7 +16,7 @@ import sys
 
 import nbformat
 import pytest
-from offline_hf import ARCHITECTURES, N_CTX, N_HEADS, N_LAYERS, glued
+from offline_hf import ARCHITECTURES, N_CTX, N_HEADS, N_LAYERS, glued, save_random_sae
 
 from lib import book
 
@@ -25,6 +25,7 @@ SIZES = {  # the smallest sizes each chapter allows on a 64-token context
     "induction_heads": {"SEQ_LEN": 12, "BATCH": 10},
     "attention_sinks": {"SEQ_LEN": 20, "BATCH": 4, "PLAIN_LEN": 32, "WINDOW": 8},
     "task_vectors": {"N_SHOTS": 2, "N_DUMMY": 1, "N_DEV": 4, "N_MEAN": 16, "N_CIE": 5, "FV_HEADS": 1},
+    "sparse_autoencoders": {"N_ROWS": 128},  # and SAE_ID, a random SAE saved in a folder
 }
 # (low, high) of glued values; every other glued number must be finite (None: NaN, or skipped)
 RANGES = {
@@ -57,12 +58,20 @@ RANGES = {
         **dict.fromkeys(["tv_best_layer", "fv_best_layer", "task_probe_layer"], (0, N_LAYERS - 1)),
         "n_tasks": (8, 8),  # every word list keeps enough single-token pairs
     },
+    "sparse_autoencoders": {
+        "sae_l0": (8, 8),  # the random TopK SAE's k
+        "sae_dead_frac": (0, 1),
+        "n_dashboard_unmatched": (5, 5),
+        **dict.fromkeys(["sae_explained_variance", "sae_kl_recovered"], (-math.inf, 1)),
+        "layer": (1, 1),
+    },
 }
 DEFAULT_RUN = {
     ("residual_stream", "qwen2", "bfloat16"),  # RMSNorm, grouped-query attention, no BOS token
     ("induction_heads", "neox", "bfloat16"),  # rotary, parallel attention, run without a BOS
     ("attention_sinks", "qwen2", "float32"),  # the value norms of grouped-query attention
     ("task_vectors", "qwen2", "float16"),  # W_O per query head under grouped-query attention, half precision
+    ("sparse_autoencoders", "gpt2", "bfloat16"),  # a float32 SAE spliced into a bfloat16 model
 }
 NOISE = ("Moving model to device", "Loaded pretrained model", "Loading weights", "it/s]")
 
@@ -122,6 +131,8 @@ def test_chapter_runs_on_a_local_checkpoint(request, tmp_path, monkeypatch, chap
     fixture = "word_list_checkpoints" if chapter == "task_vectors" else "checkpoints"
     checkpoints = request.getfixturevalue(fixture)
     params = {"MODEL_NAME": str(checkpoints[arch]), "DEVICE": "cpu", "DTYPE": dtype} | SIZES[chapter]
+    if chapter == "sparse_autoencoders":
+        params["SAE_ID"] = str(save_random_sae(tmp_path / "sae"))
     nb = nbformat.read(book.execute(chapter, tmp_path / "out.ipynb", params), as_version=4)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(cell.execution_count for cell in code)

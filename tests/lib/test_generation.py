@@ -140,3 +140,23 @@ def test_chat_templates_fill_and_post_instruction_tokens(tmp_path):
     chat_model.tokenizer.chat_template = None
     with pytest.raises(ValueError, match="has no chat template: pass CHAT_TEMPLATE"):
         generation.chat_template(chat_model)
+
+
+def test_sampling_draws_each_step_from_the_softmax_and_repeats_with_its_seed():
+    """With a generator, one step is a draw from the model's next-token distribution (empirical
+    frequencies over many rows against the softmax); the same seed gives the same rows with and
+    without the cache."""
+    model = random_model()
+    row = ragged([5])[0]
+    p = Prompts(row[None].repeat(4000, 1), torch.ones(4000, 5, dtype=torch.long))
+    first = generation.generate(model, p, 1, generator=torch.Generator().manual_seed(0))[:, 0]
+    probs = model(row[None])[0, -1].softmax(-1)
+    freq = torch.bincount(first, minlength=model.cfg.d_vocab).float() / len(first)
+    assert (freq - probs).abs().max() < 4 * (probs * (1 - probs) / len(first)).sqrt().max() + 1e-3
+    few = p[:8]
+    cached = generation.generate(model, few, 6, generator=torch.Generator().manual_seed(3))
+    again = generation.generate(model, few, 6, generator=torch.Generator().manual_seed(3), use_cache=False)
+    assert torch.equal(cached, again)
+    assert not torch.equal(
+        cached, generation.generate(model, few, 6, generator=torch.Generator().manual_seed(4))
+    )

@@ -126,3 +126,22 @@ def test_topic_posterior_is_bayes_rule_by_brute_force(corpus):
     assert posterior[:, -1].max(-1).values.mean() > 0.8  # by the end of a text the topic is clear
     with pytest.raises(ValueError, match="not texts of the language"):
         g.topic_posterior(torch.tensor([[g.BOS_ID, g.ID["there"], g.ID["runs"]]]))
+
+
+def test_continuation_topic_posterior_is_the_posterior_of_the_grammatical_prefix(corpus):
+    """A grammatical text closed by <bos> gets topic_posterior's value at its end; a text with a
+    token the grammar refuses gets the value just before that token, and the count of tokens
+    before it; what follows the first <bos> is ignored."""
+    tokens = corpus.tokens[corpus.latents["topic"][:, 1] >= 0][:4]
+    full = g.topic_posterior(tokens)
+    for row, posterior in zip(tokens, full):
+        end = int((row[1:] == g.BOS_ID).nonzero()[0]) + 1  # the closing <bos>
+        text = row[1 : end + 1]
+        junk = torch.tensor([g.ID["runs"]] * 3)
+        got, n = g.continuation_topic_posterior(torch.cat([text, junk])[None])
+        assert torch.allclose(got[0], posterior[end - 1], atol=1e-5) and int(n[0]) == end
+        cut = end // 2
+        refused = int((g.true_next_token_probs(row[None])[0, cut] == 0).nonzero()[0])  # after text[:cut]
+        broken = torch.cat([text[:cut], torch.tensor([refused, g.ID["."]])])
+        got, n = g.continuation_topic_posterior(broken[None])
+        assert int(n[0]) == cut and torch.allclose(got[0], posterior[cut], atol=1e-5)

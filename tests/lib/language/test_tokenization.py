@@ -1,6 +1,8 @@
 """lib.language.tokenization: the language's tokenizer and whether a model speaks it."""
 
+import pytest
 import torch
+from offline_hf import language_tokenizer
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from lib import language as g
@@ -36,3 +38,21 @@ def test_speaks_language_only_with_the_languages_tokenizer(tmp_path):
     other = word_tokenizer(["a", "b", "<bos>", "<unk>", "<pad>"], tmp_path / "other")
     assert not g.speaks_language(tiny_model(other, 5))
     assert not g.speaks_language(tiny_model(None, len(g.VOCAB)))
+
+
+def test_retokenize_gives_another_tokenizer_the_rows_words_after_its_bos(corpus):
+    """Through a byte-level BPE tokenizer: every row becomes its words, texts joined by a space,
+    after the BOS and cut to the length (decoding gives a prefix of the text); a row too short is
+    refused, and so is a tokenizer without a BOS token."""
+    rows = corpus.tokens[:3]
+    other = language_tokenizer()
+    got = g.retokenize(rows, other, 40)
+    assert got.shape == (3, 40) and (got[:, 0] == other.bos_token_id).all()
+    for row, ids in zip(rows, got):
+        text = " ".join(g.VOCAB[t] for t in row.tolist() if t != g.BOS_ID)
+        prefix = other.decode(ids[1:].tolist())
+        assert len(prefix) > 40 and text.startswith(prefix)
+    with pytest.raises(ValueError, match="under 100000"):
+        g.retokenize(rows, other, 100000)
+    with pytest.raises(ValueError, match="no BOS token"):
+        g.retokenize(rows, language_tokenizer(with_bos=False), 40)
