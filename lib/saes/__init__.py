@@ -9,10 +9,12 @@ losses and trainer are SAELens's; the book adds, one concept per module:
   is spliced in (tested against ``sae_lens.evals``);
 - :mod:`lib.saes.matching`: the best feature for every value of the language's latents, with
   F1, MCC and AUROC, and the baselines' directions;
+- :mod:`lib.saes.absorption`: feature absorption as SAEBench measures it, against the labels;
 - :mod:`lib.saes.dashboards`: a feature's density, logit effects and top contexts as HTML;
 - :mod:`lib.saes.steering`: a feature clamped to a value while the model generates.
 """
 
+from lib.saes.absorption import absorption_fractions, main_latents, probe_direction
 from lib.saes.dashboards import dashboard, logit_effects, token_strings, top_activations
 from lib.saes.matching import (
     LABELLED,
@@ -38,6 +40,7 @@ from lib.saes.training import (
 )
 
 __all__ = [
+    "absorption_fractions",
     "LABELLED",
     "Spec",
     "activation_batches",
@@ -52,10 +55,12 @@ __all__ = [
     "hook_name",
     "latent_labels",
     "logit_effects",
+    "main_latents",
     "match",
     "matched_fraction",
     "pca_directions",
     "precise_features",
+    "probe_direction",
     "resample_dead",
     "sparsity",
     "splice_losses",
