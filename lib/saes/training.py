@@ -233,7 +233,8 @@ def train(
         seed=seed,
     )
     trainer.activation_scaler.scaling_factor = scale  # so fit() does not estimate it again
-    return trainer.fit(), trainer.log
+    with torch.enable_grad():  # the book's setup turns gradients off globally
+        return trainer.fit(), trainer.log
 
 
 def describe(spec: Spec, layer: int) -> dict:
