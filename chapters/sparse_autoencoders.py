@@ -535,10 +535,16 @@ def values_of(feature: int) -> torch.Tensor:
     return out
 
 
+def latent_value(latent: str, value: int) -> str | int:
+    """A latent's value by name, or the number itself for the numbered ones (entity, sent_pos)."""
+    names = language.LATENTS[latent]
+    return value if names is None else names[value]
+
+
 def latents_at(row: int, pos: int) -> str:
     """The generator's latents at a token, for the organism's tooltips."""
     return " ".join(
-        f"{lat}={(language.LATENTS[lat] or range(99))[v]}"
+        f"{lat}={latent_value(lat, v)}"
         for lat in saes.LABELLED
         if IS_ORGANISM and (v := int(held.latents[lat][row, pos])) >= 0
     )

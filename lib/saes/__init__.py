@@ -26,7 +26,7 @@ from lib.saes.matching import (
     pca_directions,
     precise_features,
 )
-from lib.saes.metrics import encode, explained_variance, sparsity, splice_losses
+from lib.saes.metrics import decoder_directions, encode, explained_variance, sparsity, splice_losses
 from lib.saes.steering import clamp_hook, steered_texts
 from lib.saes.training import (
     Spec,
@@ -50,6 +50,7 @@ __all__ = [
     "dashboard",
     "clamp_hook",
     "describe",
+    "decoder_directions",
     "encode",
     "explained_variance",
     "hook_name",

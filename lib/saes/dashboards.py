@@ -21,6 +21,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerBase
 
+from lib.saes.metrics import decoder_directions
+
 
 def token_strings(tokenizer: PreTrainedTokenizerBase, d_vocab: int) -> list[str]:
     """Every id's string as the model's tokenizer decodes it; ids past the tokenizer (a vocabulary
@@ -41,9 +43,10 @@ def top_activations(values: Float[Tensor, "batch pos"], k: int) -> list[tuple[in
 
 @torch.no_grad()
 def logit_effects(model: HookedTransformer, sae: SAE, feature: int) -> Float[Tensor, " d_vocab"]:
-    """The direct effect of the feature's decoder direction on every logit, ``W_dec[i] @ W_U``
-    (the final LayerNorm's scale ignored, as dashboards do)."""
-    return sae.W_dec[feature].to(model.W_U) @ model.W_U
+    """The direct effect of the feature's decoder direction on every logit, ``d_i @ W_U`` with
+    ``d_i`` from :func:`lib.saes.metrics.decoder_directions` (the final LayerNorm's scale
+    ignored, as dashboards do)."""
+    return decoder_directions(sae, torch.tensor([feature]))[0].to(model.W_U) @ model.W_U
 
 
 def _shade(value: float, top: float) -> str:

@@ -26,6 +26,16 @@ from transformer_lens import HookedTransformer
 from lib.saes.training import hook_name
 
 
+def decoder_directions(sae: SAE, features: Int[Tensor, " n"]) -> Float[Tensor, "n d_in"]:
+    """The vector one unit of each feature adds to the SAE's reconstruction: its decoder row, or
+    the row over its norm where the SAE scales its codes by the rows' norms (SAELens's
+    ``rescale_acts_by_decoder_norm``, on while a TopK SAE trains; saving folds the norms in)."""
+    rows = sae.W_dec[features]
+    if getattr(sae.cfg, "rescale_acts_by_decoder_norm", False):
+        rows = rows / rows.norm(dim=-1, keepdim=True)
+    return rows
+
+
 @torch.no_grad()
 def encode(
     sae: SAE, acts: Float[Tensor, "token d_model"], batch_size: int = 8192

@@ -1,7 +1,8 @@
 """Steering with an SAE feature: clamp it to a value at every position and generate.
 
 Introduced in chapter 'Sparse autoencoders' (chapters/sparse_autoencoders.py). Clamping feature
-``i`` to ``c`` adds ``(c - f_i(x)) * W_dec[i]`` to the activation ``x`` at the SAE's hook, so
+``i`` to ``c`` adds ``(c - f_i(x)) * d_i`` to the activation ``x``, ``d_i`` the feature's decoder
+direction (:func:`lib.saes.metrics.decoder_directions`) at the SAE's hook, so
 the rest of ``x`` (including what the SAE fails to reconstruct) is left as it was: the
 intervention of Templeton et al. (2024), batched here with one feature per row.
 """
@@ -17,6 +18,7 @@ from transformer_lens.hook_points import HookPoint
 
 from lib.generation import Hook, Prompts, generate
 from lib.language import BOS_ID
+from lib.saes.metrics import decoder_directions
 
 
 def clamp_hook(sae: SAE, name: str, features: Int[Tensor, " batch"], values: Float[Tensor, " batch"]) -> Hook:
@@ -24,12 +26,13 @@ def clamp_hook(sae: SAE, name: str, features: Int[Tensor, " batch"], values: Flo
     every position; rows whose feature is -1 are left alone."""
     on = features >= 0
     index = features.clamp_min(0)
+    directions = decoder_directions(sae, index.to(sae.W_dec.device)).detach()  # [batch, d_in]
 
     def clamp(x: Float[Tensor, "batch pos d_model"], hook: HookPoint) -> Float[Tensor, "batch pos d_model"]:
         codes = sae.encode(x)  # [batch, pos, d_sae]
         current = codes.gather(-1, index.to(x.device)[:, None, None].expand(-1, x.shape[1], 1))[..., 0]
         gap = (values.to(x)[:, None] - current) * on.to(x)[:, None]  # [batch, pos]
-        return x + gap[..., None] * sae.W_dec[index.to(x.device)][:, None, :].to(x)
+        return x + gap[..., None] * directions[:, None, :].to(x)
 
     return name, clamp
 

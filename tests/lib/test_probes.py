@@ -14,12 +14,7 @@ from lib import probes
 N, D, C = 1200, 12, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def separable(seed: int, n: int = N) -> tuple[torch.Tensor, torch.Tensor]:

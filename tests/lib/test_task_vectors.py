@@ -26,12 +26,9 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def single_threaded_no_grad(one_thread):
     with torch.no_grad():
         yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(params=list(KINDS), scope="module")

@@ -6,9 +6,6 @@ import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def single_threaded_no_grad(one_thread):
     with torch.no_grad():
         yield
-    torch.set_num_threads(threads)

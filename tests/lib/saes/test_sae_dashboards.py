@@ -22,7 +22,11 @@ def test_top_activations_are_the_largest_positive_entries_in_order():
 
 def test_logit_effects_are_the_decoder_row_through_the_unembedding(model, random_sae):
     got = saes.logit_effects(model, random_sae, 3)
-    want = [sum(random_sae.W_dec[3, d] * model.W_U[d, v] for d in range(model.cfg.d_model)) for v in range(7)]
+    one = torch.zeros(2, random_sae.cfg.d_sae)
+    one[1, 3] = 1.0
+    unit = random_sae.decode(one)  # what one unit of feature 3 adds to the reconstruction
+    row = unit[1] - unit[0]
+    want = [sum(row[d] * model.W_U[d, v] for d in range(model.cfg.d_model)) for v in range(7)]
     assert torch.allclose(got[:7], torch.stack(want).detach(), atol=1e-5)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from sae_cases import BOS, LAYER
+from sae_cases import BOS, LAYER, make_random_sae
 from sae_lens.evals import ExplainedVarianceCalculator, get_recons_loss
 from sae_lens.training.activation_scaler import ActivationScaler
 from transformer_lens.utilities import get_act_name
@@ -67,3 +67,16 @@ def test_splice_losses_leave_bos_positions_alone(model, tokens, random_sae):
     for name, fn in runs.items():
         want = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook, fn)])
         assert got[f"ce_{name}"] == pytest.approx(want.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("rescaled", [True, False], ids=["codes scaled by decoder norms", "plain decoder"])
+def test_decoder_directions_are_what_a_unit_of_each_feature_adds_to_the_reconstruction(rescaled):
+    sae = make_random_sae(16)  # its decoder rows are far from unit norm
+    sae.cfg.rescale_acts_by_decoder_norm = rescaled
+    features = torch.tensor([0, 7, 39])
+    got = saes.decoder_directions(sae, features)
+    one = torch.zeros(len(features) + 1, sae.cfg.d_sae)
+    one[torch.arange(1, len(features) + 1), features] = 1.0
+    unit = sae.decode(one)
+    assert torch.allclose(got, unit[1:] - unit[0], atol=1e-6)
+    assert torch.allclose(got.norm(dim=-1), torch.ones(3)) == rescaled

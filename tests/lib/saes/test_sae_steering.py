@@ -19,9 +19,11 @@ def test_clamp_hook_sets_one_feature_per_row_as_the_loop_does(random_sae):
         for b in range(3):
             for p in range(5):
                 want = x[b, p].clone()
-                if features[b] >= 0:
-                    f = random_sae.encode(x[b, p][None])[0, features[b]]
-                    want += (values[b] - f) * random_sae.W_dec[features[b]]
+                if features[b] >= 0:  # the change to the reconstruction when the feature is set
+                    f = random_sae.encode(x[b, p][None])
+                    clamped = f.clone()
+                    clamped[0, features[b]] = values[b]
+                    want += (random_sae.decode(clamped) - random_sae.decode(f))[0]
                 assert torch.allclose(got[b, p], want, atol=1e-5)
     assert torch.equal(got[1], x[1])  # a row without a feature is left exactly alone
 
