@@ -44,7 +44,7 @@ from lib.saes import artifacts
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS-sae_training.md")
 # full: the chapter's SAE (topk-1024-k20) as the book trains it, 1,000 batches of 2,048 activations
 # from artifacts.TRAIN_ROWS rows (about 4 epochs); smoke: a narrower SAE on 64 rows (about 1.3)
-FULL = saes.Spec("topk", 1024, 20), artifacts.TRAIN_ROWS
+FULL = artifacts.CHAPTER, artifacts.TRAIN_ROWS
 SMOKE = saes.Spec("topk", 256, 20, steps=40, batch_size=256), 64
 STORE_BATCH = 64  # rows per forward pass, both paths (cache_activations's default)
 # batches SAELens's runner reads to estimate its input scaling before training (the book's path

@@ -72,7 +72,9 @@ from lib.saes import artifacts
 
 params.validate(globals())
 IS_ORGANISM = MODEL_NAME == artifacts.ORGANISM  # the language's latents, the zoo's SAEs and the checks
-CHECK_BANDS = IS_ORGANISM and SAE_NAME == "topk-1024-k20"  # the checks on the chosen SAE hold for the default
+CHECK_BANDS = (
+    IS_ORGANISM and SAE_NAME == artifacts.CHAPTER.name
+)  # the checks on the chosen SAE bound the default
 if IS_ORGANISM and SAE_NAME not in artifacts.NAMES:
     raise ValueError(f"SAE_NAME={SAE_NAME!r} is not a stored SAE; allowed: {', '.join(artifacts.NAMES)}")
 if MODEL_NAME in zoo.ORGANISMS and not IS_ORGANISM:
@@ -703,9 +705,8 @@ if IS_ORGANISM:
             direction, found = probes[name]
             main = saes.main_latents(each_codes, labels[:, i], split)
             on = labels[:, i] & found
-            result = saes.absorption_fractions(
-                acts[on], each_codes[on], each.W_dec.detach().cpu(), direction, main
-            )
+            decoder = saes.decoder_directions(each, torch.arange(each.cfg.d_sae)).detach().cpu()
+            result = saes.absorption_fractions(acts[on], each_codes[on], decoder, direction, main)
             rows.append(
                 {
                     "SAE": sae_label,

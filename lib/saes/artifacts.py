@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import time
+from dataclasses import replace
 
 import torch
 from jaxtyping import Float, Int
@@ -37,12 +38,13 @@ SWEEP: tuple[Spec, ...] = (
     *(Spec("topk", w, k) for w in WIDTHS for k in (5, 10, 20, 40, 80)),
     *(Spec("standard", w, c) for w in WIDTHS for c in (0.5, 1, 2, 4, 8, 16)),
 )
+CHAPTER = Spec("topk", 1024, 20)  # the chapter's default SAE, whose measures its checks bound
 # The chapter's SAE with no help for dead latents, and with resampling instead of the auxiliary
 # loss: at Bricken et al.'s encoder scale and at the live latents' scale
 DEAD_LATENTS: tuple[Spec, ...] = (
-    Spec("topk", 1024, 20, aux_coefficient=0),
+    replace(CHAPTER, aux_coefficient=0),
     *(
-        Spec("topk", 1024, 20, aux_coefficient=0, resample_at=(250, 500, 750), resample_scale=scale)
+        replace(CHAPTER, aux_coefficient=0, resample_at=(250, 500, 750), resample_scale=scale)
         for scale in (0.2, 1.0)
     ),
 )
