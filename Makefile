@@ -47,3 +47,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.directions
 	$(PY) -m benchmarks.task_vectors
 	$(PY) -m benchmarks.sae_training
+	$(PY) -m benchmarks.grpo

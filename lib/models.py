@@ -184,12 +184,15 @@ def _quiet() -> Iterator[None]:
             transformers.utils.logging.enable_progress_bar()
 
 
-def _load_folder(name: str, folder: Path, device: torch.device, dtype: torch.dtype) -> HookedTransformer:
+def _load_folder(
+    name: str, folder: Path, device: torch.device, dtype: torch.dtype, processed: bool = True
+) -> HookedTransformer:
     """A checkpoint folder processed as ``HookedTransformer.from_pretrained`` processes a hub model:
     LayerNorm folded and writing weights centred (not for post-norm architectures), the
-    unembedding centred (not under a logit soft cap), value biases folded."""
-    cfg = _folder_config(name, folder, fold_ln=True, device=device, dtype=dtype)
-    post_norm = cfg.original_architecture in POST_NORM_ARCHITECTURES
+    unembedding centred (not under a logit soft cap), value biases folded; nothing of it when not
+    ``processed``."""
+    cfg = _folder_config(name, folder, fold_ln=processed, device=device, dtype=dtype)
+    post_norm = not processed or cfg.original_architecture in POST_NORM_ARCHITECTURES
     hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     state = loading.get_pretrained_state_dict(str(folder), cfg, hf_model, dtype=dtype)
     model = HookedTransformer(
@@ -199,14 +202,16 @@ def _load_folder(name: str, folder: Path, device: torch.device, dtype: torch.dty
         state,
         fold_ln=not post_norm,
         center_writing_weights=not post_norm,
-        center_unembed=not softcap_enabled(cfg.output_logits_soft_cap),
-        fold_value_biases=True,
+        center_unembed=processed and not softcap_enabled(cfg.output_logits_soft_cap),
+        fold_value_biases=processed,
     )
     model.move_model_modules_to_device()
     return model
 
 
-def load_model(name: str, device: str = "auto", dtype: str = "float32") -> HookedTransformer:
+def load_model(
+    name: str, device: str = "auto", dtype: str = "float32", processed: bool = True
+) -> HookedTransformer:
     """Load ``name`` on ``device`` in ``dtype``, in eval mode, quietly.
 
     Zoo organisms load from the committed files (hash-checked); a local checkpoint folder through
@@ -216,7 +221,8 @@ def load_model(name: str, device: str = "auto", dtype: str = "float32") -> Hooke
     cannot be had here, raise a ``ValueError`` saying what is allowed, before anything is loaded.
     Padding is on the right: TransformerLens masks a left-padded input's leading pad tokens, which
     would hide position 0 where the BOS token doubles as the pad token (a tokenizer without a BOS
-    token, such as Qwen2's, gets its end-of-text token as both).
+    token, such as Qwen2's, gets its end-of-text token as both). ``processed=False`` loads the
+    weights as the checkpoint has them (``from_pretrained_no_processing``): what training changes.
     """
     torch_device, torch_dtype = env.pick_device(device), env.pick_dtype(dtype)
     organism = name in zoo.ORGANISMS
@@ -225,13 +231,16 @@ def load_model(name: str, device: str = "auto", dtype: str = "float32") -> Hooke
         _check_hub(name, _official(name))
     with _quiet():
         if organism:
-            model = zoo.load(name, torch_device, torch_dtype)
+            model = zoo.load(name, torch_device, torch_dtype, processed=processed)
         elif folder is not None:
-            model = _load_folder(name, folder, torch_device, torch_dtype)
+            model = _load_folder(name, folder, torch_device, torch_dtype, processed)
         else:
-            model = HookedTransformer.from_pretrained(
-                name, device=torch_device, dtype=torch_dtype, default_padding_side="right"
+            load = (
+                HookedTransformer.from_pretrained
+                if processed
+                else HookedTransformer.from_pretrained_no_processing
             )
+            model = load(name, device=torch_device, dtype=torch_dtype, default_padding_side="right")
     return model.eval()
 
 

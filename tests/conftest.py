@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from offline_hf import checkpoints, offline_gpt2, word_list_checkpoints  # noqa: F401  (pytest fixtures)
+from offline_hf import checkpoints, offline_chat_model, offline_gpt2, word_list_checkpoints  # noqa: F401  (pytest fixtures)
 
 
 @pytest.fixture(scope="module")

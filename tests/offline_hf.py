@@ -12,8 +12,9 @@ as common English words are for GPT-2):
 
 ``offline_gpt2`` makes MODEL_NAME="gpt2-small" resolve, through TransformerLens
 ``from_pretrained``, to the GPT-2 checkpoint in a local Hugging Face cache with the hub offline;
-``checkpoints`` saves all three as local folders (MODEL_NAME may be a folder). Both fixtures are
-registered in tests/conftest.py.
+``checkpoints`` saves all three as local folders (MODEL_NAME may be a folder);
+``offline_chat_model`` makes "gpt2-small" a random GPT-2 whose tokenizer has a chat template and
+end-of-turn tokens, as a chat model's has. The fixtures are registered in tests/conftest.py.
 """
 
 import ast
@@ -140,6 +141,56 @@ def offline_gpt2(tmp_path_factory):
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
         yield len(PreTrainedTokenizerFast.from_pretrained(snapshot))
+
+
+CHAT_TEMPLATE = (  # a chat model's template: roles in special tokens, each turn ended by <|end|>
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def offline_chat_model(tmp_path_factory):
+    """A local HF cache in which ``gpt2`` (TransformerLens's ``gpt2-small``) is a random tiny GPT-2
+    whose tokenizer (byte-level BPE trained on the book's language and its chat requests) has a
+    chat template; the hub is offline."""
+    home = tmp_path_factory.mktemp("hf-chat")
+    repo = home / "hub" / "models--gpt2"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    rows = language.sample_corpus(0, 32, 128).tokens.tolist()
+    text = [" ".join(language.VOCAB[t] for t in row if t != language.BOS_ID) for row in rows]
+    text += language.requests(True)[:300] + language.requests(False)[:300] + ["I cannot. Sure, Sorry"] * 20
+    specials = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=900, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    core.train_from_iterator(text, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|end|>")
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(snapshot)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_layer=3,
+        n_head=4,
+        n_embd=64,
+        n_positions=64,
+        n_ctx=64,
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(snapshot)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(home))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield len(tok)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
         "lib.lens",
         "lib.probes",
         "lib.residual",
+        "lib.rl",
         "lib.saes",
         "lib.sinks",
         "lib.task_vectors",

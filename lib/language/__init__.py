@@ -54,6 +54,8 @@ One concept per module, every public name re-exported here (``from lib import la
 - :mod:`lib.language.chat`: the chat organism's requests, harmfulness rule, replies and held-out
   combinations;
 - :mod:`lib.language.fewshot`: the few-shot organism's prompts and the pairs it never trains on;
+- :mod:`lib.language.sorting`: the sorting organism's problems, the problems it never trains on,
+  and its training stream;
 - :mod:`lib.language.tokenization`: the language's tokenizer, and whether a model speaks it.
 """
 
@@ -99,6 +101,7 @@ from lib.language.formats import (
     chat,
     few_shot,
     few_shot_prompt,
+    sort_problem,
     sort_prompt,
 )
 from lib.language.latents import (
@@ -250,6 +253,7 @@ __all__ = [
     "few_shot",
     "few_shot_prompt",
     "fewshot_batches",
+    "sort_problem",
     "sort_prompt",
     # chat
     "DAMAGING_VERBS",

@@ -123,4 +123,9 @@ def sort_prompt(n_letters: int, seed: int) -> tuple[str, str]:
     """A sorting problem over distinct letters and its checkable answer:
     (``"sort : c a b ="``, ``"a b c"``)."""
     letters = _shuffled(random.Random(seed), list(LETTERS))[:n_letters]
-    return f"sort : {' '.join(letters)} =", " ".join(sorted(letters))
+    return sort_problem(letters), " ".join(sorted(letters))
+
+
+def sort_problem(letters: tuple[str, ...] | list[str]) -> str:
+    """The sorting format: ``sort : c a b =``."""
+    return f"sort : {' '.join(letters)} ="

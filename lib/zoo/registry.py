@@ -16,6 +16,7 @@ ORGANISMS: dict[str, str] = {
     "language-4l": "language",
     "chat-4l": "chat",
     "fewshot-4l": "fewshot",
+    "sort-4l": "sorting",
 }
 """Organism name -> its recipe module under ``lib.zoo.recipes`` (a recipe may name a parent)."""
 

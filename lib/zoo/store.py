@@ -118,6 +118,7 @@ def load(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     root: Path = ORGANISMS_DIR,
+    processed: bool = True,
 ) -> HookedTransformer:
     """Load a trained organism after :func:`verify`.
 
@@ -125,7 +126,8 @@ def load(
     real models, so analyses see the same kind of model either way. Value biases are folded into
     the output bias too, except under an attention with an extra logit (``use_attention_sinks``),
     whose pattern rows sum to less than 1, so that a head's value bias moves only as much as the
-    head attends.
+    head attends. ``processed=False`` loads the weights as trained, nothing folded (what RL
+    fine-tunes, as ``from_pretrained_no_processing`` gives a real model).
     """
     meta = verify(name, root)
     folder = root / name
@@ -134,11 +136,11 @@ def load(
     model = HookedTransformer(cfg, tokenizer=tok, move_to_device=False)
     model.load_and_process_state_dict(
         load_file(folder / WEIGHTS),
-        fold_ln=True,
-        center_writing_weights=True,
-        center_unembed=True,
+        fold_ln=processed,
+        center_writing_weights=processed,
+        center_unembed=processed,
         # the value biases fold into the output bias only where pattern rows sum to 1
-        fold_value_biases=not cfg.use_attention_sinks,
+        fold_value_biases=processed and not cfg.use_attention_sinks,
     )
     return model.to(device, print_details=False).eval()
 
