@@ -188,13 +188,18 @@ phase
 # (`zero_shot_acc`).
 #
 # `sort-4l` (chapter 'RLVR subnetworks') logs how often greedy decoding sorts the 512 held-out
-# problems of 5-8 letters exactly (`sort_exact`, and `sort_exact_<n>` for n letters). It is
-# stopped early on purpose, so that reinforcement learning has something left to improve: it ends
-# at {glue:text}`sort_exact`.
+# problems of 5-8 letters exactly (`sort_exact`, and `sort_exact_<n>` for n letters). Sorting is
+# learnt abruptly, as copying is, so it is stopped partway on purpose, where reinforcement learning
+# has something left to improve: its learning-rate schedule is laid over
+# {glue:text}`sort_schedule_steps` steps and training stops after {glue:text}`sort_steps`, at
+# {glue:text}`sort_exact`.
 
 # %%
-sort_exact = zoo.manifest("sort-4l")["final_metrics"]["sort_exact"]
+sort_meta = zoo.manifest("sort-4l")
+sort_exact = sort_meta["final_metrics"]["sort_exact"]
 glue("sort_exact", env.sig(sort_exact), display=False)
+glue("sort_steps", sort_meta["steps"], display=False)
+glue("sort_schedule_steps", sort_meta["optimizer"]["schedule_steps"], display=False)
 
 # %% tags=["remove-cell"]
 check("sort-4l sorts partly: 0.3 <= held-out exact accuracy <= 0.6", 0.3 <= sort_exact <= 0.6, acc=sort_exact)

@@ -40,6 +40,7 @@ from lib import language
 from lib.word_tasks import WORD_TASKS
 
 N_CTX, N_LAYERS, N_HEADS, N_KV_HEADS, D_MODEL, VOCAB = 64, 2, 4, 2, 64, 900
+CHAT_N_CTX = 160  # the chat model's context: a sorting request in its template and the reply
 ARCHITECTURES = ("gpt2", "neox", "qwen2")
 END = "<|endoftext|>"
 
@@ -179,8 +180,8 @@ def offline_chat_model(tmp_path_factory):
         n_layer=3,
         n_head=4,
         n_embd=64,
-        n_positions=64,
-        n_ctx=64,
+        n_positions=CHAT_N_CTX,
+        n_ctx=CHAT_N_CTX,
         vocab_size=len(tok),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,

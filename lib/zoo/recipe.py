@@ -32,6 +32,7 @@ class Recipe:
     parent: str | None = None
     seed: int = 0
     steps: int = 3000
+    schedule_steps: int | None = None  # the schedule's length, where training stops before its end
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01

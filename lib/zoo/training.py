@@ -30,7 +30,8 @@ def lr_factor(step: int, recipe: Recipe) -> float:
     """Linear warm-up, then cosine decay to 10% of the peak."""
     if step < recipe.warmup:
         return (step + 1) / recipe.warmup
-    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    total = recipe.schedule_steps or recipe.steps
+    progress = (step - recipe.warmup) / max(1, total - recipe.warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -127,6 +128,7 @@ def train_and_save(recipe: Recipe | str, root: Path = store.ORGANISMS_DIR, progr
                 "weight_decay": recipe.weight_decay,
                 "warmup": recipe.warmup,
                 "schedule": SCHEDULE,
+                **({"schedule_steps": recipe.schedule_steps} if recipe.schedule_steps else {}),
                 **({"frozen": list(recipe.frozen)} if recipe.frozen else {}),
             },
             "torch": torch.__version__,

@@ -21,7 +21,7 @@ def run_edge(params: dict, tmp_path) -> dict:
 
 def test_every_check_holds_at_the_shortest_live_runs(tmp_path):
     """The representative edge, run by default."""
-    run_edge({"LIVE_STEPS": 20, "SEED": 3}, tmp_path)
+    run_edge({"LIVE_STEPS": 40, "SEED": 3}, tmp_path)
 
 
 @pytest.mark.slow
@@ -31,10 +31,25 @@ def test_every_check_holds_at_the_longest_live_runs(tmp_path, dtype):
 
 
 def test_the_chapter_runs_on_a_chat_model(offline_chat_model, tmp_path):
-    params = {"MODEL_NAME": "gpt2-small", "DEVICE": "cpu", "STEPS": 4, "LIVE_STEPS": 20, "RATE_SCALE": 0.1}
-    values = glued(nbformat.read(book.execute("rlvr_subnetworks", tmp_path / "chat.ipynb", params), as_version=4))
+    params = {
+        "MODEL_NAME": "gpt2-small",
+        "DEVICE": "cpu",
+        "STEPS": 4,
+        "LIVE_STEPS": 40,
+        "RATE_SCALE": 0.1,
+    }
+    values = glued(
+        nbformat.read(book.execute("rlvr_subnetworks", tmp_path / "chat.ipynb", params), as_version=4)
+    )
     assert values["steps"] == 4 and values["masked_frozen_identical"] is True
-    for name in ("sft_acc", "rl_acc", "sparsity_fp32_tol0", "sparsity_bf16", "sparsity_sft_bf16", "random99_best_acc"):
+    for name in (
+        "sft_acc",
+        "rl_acc",
+        "sparsity_fp32_tol0",
+        "sparsity_bf16",
+        "sparsity_sft_bf16",
+        "random99_best_acc",
+    ):
         assert 0 <= values[name] <= 1, name
     assert abs(values["jaccard_random"] - values["jaccard_chance"]) < 0.01
     assert values["full_best_lr"] in [lr * 0.1 for lr in (1e-5, 3e-5, 1e-4, 3e-4)]
