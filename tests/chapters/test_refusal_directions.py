@@ -25,9 +25,9 @@ def test_the_chapter_runs_on_a_chat_model_with_its_template(offline_chat_model, 
         },
     )
     values = glued(nbformat.read(out, as_version=4))
-    assert (
-        values["direction_pos"] == -4
-    )  # the template's post-instruction tokens: <|end|> \n <|assistant|> \n
+    # one of the template's post-instruction tokens (<|end|> \n <|assistant|> \n); which one, random
+    # weights decide
+    assert -4 <= values["direction_pos"] <= -1
     assert 0 <= values["direction_layer"] < 3
     for name in ("refusal_harmful_baseline", "refusal_harmless_actadd", "refusal_harmful_ablated"):
         assert 0 <= values[name] <= 1
