@@ -150,7 +150,7 @@ CHAT_TEMPLATE = (  # a chat model's template: roles in special tokens, each turn
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # module: its HF_HOME must not outlive the tests that asked for it
 def offline_chat_model(tmp_path_factory):
     """A local HF cache in which ``gpt2`` (TransformerLens's ``gpt2-small``) is a random tiny GPT-2
     whose tokenizer (byte-level BPE trained on the book's language and its chat requests) has a
