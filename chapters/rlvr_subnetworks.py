@@ -69,6 +69,7 @@ from lib import env, models, params, plots, zoo
 from lib.claims import check
 from lib.language import sorting
 from lib.rl import artifacts, masks, sparsity
+from lib.rl.grpo import no_spread_fraction
 from lib.rl.optim import MaskedAdamW, adamw_state_bytes
 from lib.rl.rollout import exact_accuracy, generate
 from lib.rl.runs import RunSpec, eval_problems, run, step_problems
@@ -131,8 +132,7 @@ spec = RunSpec(lr=0.0, seed=SEED)
 batch = [p for p in step_problems(spec, 0) for _ in range(spec.group)]
 _, sampled = generate(model, task, batch, temperature=1.0, generator=generator)
 rewards = torch.tensor([task.reward(p, c)[0] for p, c in zip(batch, sampled)])
-grouped = rewards.view(-1, spec.group)
-start_spread = (grouped.max(1).values > grouped.min(1).values).float().mean().item()
+start_spread = 1 - no_spread_fraction(rewards, spec.group)
 glue("sft_acc", env.sig(sft_acc), display=False)
 glue("sft_acc_5", env.sig(by_length[5]), display=False)
 glue("sft_acc_8", env.sig(by_length[8]), display=False)
