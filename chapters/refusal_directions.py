@@ -1132,7 +1132,7 @@ results = pd.DataFrame(
         ),
         (
             "max |logit difference|, orthogonalised vs hooked (float32)",
-            ortho_max_logit_diff and f"< {10.0 ** np.ceil(np.log10(ortho_max_logit_diff)):.0e}",
+            ortho_max_logit_diff and f"~{10.0 ** np.round(np.log10(ortho_max_logit_diff)):.0e}",
             "-",
             "equivalent (exact up to rounding)",
             size,

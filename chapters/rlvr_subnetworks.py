@@ -280,7 +280,7 @@ if CHECK_BANDS:
 # One short run happens live: {glue:text}`live_steps` steps at the best rate, from this kernel's
 # seed, beside the recorded run's first steps.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 live_model = setup.policy(DTYPE)
 live_spec = RunSpec(lr=full_best_lr, steps=LIVE_STEPS, seed=SEED, eval_every=10)
 live = run(live_model, task, live_spec)
@@ -297,6 +297,8 @@ px.line(
 # %% [markdown]
 # After {glue:text}`live_steps` steps the live run is at {glue:text}`live_acc`
 # ({glue:text}`live_gain` over the start).
+# Sampled completions diverge once rounding differs (another CPU, another thread count), so the
+# book's tests do not compare the live cells' outputs; the check below holds the gain to a band.
 
 # %% tags=["remove-cell"]
 if CHECK_BANDS:
@@ -493,7 +495,7 @@ if CHECK_BANDS:
 # One masked run happens live: a random 1% mask from this kernel's seed, at the best rate the sweep
 # found for random masks, for {glue:text}`live_steps` steps.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 random99_best_lr = artifacts.best(records, "random-99-s0")
 live_masked = setup.policy(DTYPE)
 live_mask = masks.random_mask({n: p.shape for n, p in live_masked.named_parameters()}, artifacts.KEEP, SEED)

@@ -47,29 +47,44 @@ def fit_probes(
     labels: Int[Tensor, " n"],
     n_classes: int,
     train: Bool[Tensor, " n"],
-    steps: int = 200,
     weight_decay: float = 1e-3,
-    lr: float = 0.1,
+    max_iter: int = 500,
 ) -> Probes:
-    """A probe per layer fitted on the ``train`` examples: full-batch Adam from zero on the mean
-    cross-entropy plus ``weight_decay * |weight|^2``, in float32, on the features' device, each
-    layer standardised by its train mean and std. The loss summed over layers has each layer's
-    gradient as its own, and Adam works elementwise, so the batch fits every layer independently."""
+    """A probe per layer fitted on the ``train`` examples: the minimiser of the mean cross-entropy
+    plus ``weight_decay * |weight|^2`` on features standardised by their train mean and std, found
+    by L-BFGS (strong Wolfe line search) in float64 on the features' device. The penalised loss is
+    strictly convex in the weights, so the probe is that unique minimum and not wherever an
+    optimiser stopped: a few steps of Adam leave the weights oscillating, and a rounding
+    difference in the features (another CPU, another thread count) moves them visibly. The loss
+    summed over layers has each layer's gradient as its own, so one batch fits every layer
+    independently; the result is returned in float32."""
     train = train.to(features.device)
-    x, y = features[:, train].float(), labels.to(features.device)[train]
+    x, y = features[:, train].double(), labels.to(features.device)[train]
     n_layers, n, d = x.shape
-    weight = torch.zeros(n_layers, d, n_classes, device=x.device, requires_grad=True)
-    bias = torch.zeros(n_layers, n_classes, device=x.device, requires_grad=True)
-    probes = Probes(weight, bias, x.mean(1), x.std(1).clamp_min(1e-6))
-    optimiser = torch.optim.Adam([weight, bias], lr=lr)
+    mean, std = x.mean(1), x.std(1).clamp_min(1e-6)
+    x = (x - mean[:, None]) / std[:, None]
+    weight = torch.zeros(n_layers, d, n_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    bias = torch.zeros(n_layers, n_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    optimiser = torch.optim.LBFGS(
+        [weight, bias],
+        max_iter=max_iter,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def loss() -> Tensor:
+        optimiser.zero_grad()
+        logits = einops.einsum(x, weight, "layer n d, layer d c -> layer n c") + bias[:, None]
+        value = F.cross_entropy(logits.flatten(0, 1), y.repeat(n_layers), reduction="sum") / n
+        value = value + weight_decay * weight.square().sum()
+        value.backward()
+        return value
+
     with torch.enable_grad():  # the book's setup turns gradients off globally
-        for _ in range(steps):
-            optimiser.zero_grad()
-            logits = probes.logits(x).flatten(0, 1)
-            loss = F.cross_entropy(logits, y.repeat(n_layers), reduction="sum") / n
-            (loss + weight_decay * weight.square().sum()).backward()
-            optimiser.step()
-    return Probes(weight.detach(), bias.detach(), probes.mean, probes.std)
+        optimiser.step(loss)
+    return Probes(weight.detach().float(), bias.detach().float(), mean.float(), std.float())
 
 
 def control_labels(
