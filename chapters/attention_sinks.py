@@ -64,7 +64,7 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
-from lib import attention, data, env, language, memory, models, params, plots, residual, sinks, zoo
+from lib import attention, data, env, figures, language, memory, models, params, plots, residual, sinks, zoo
 from lib.claims import check
 
 config = models.model_config(MODEL_NAME)
@@ -219,16 +219,20 @@ patterns = {
     for kind, toks in view.items()
 }
 display(
-    cv.attention.attention_heads(
-        tokens=model.to_str_tokens(view["repeated"][0]),
-        attention=patterns["repeated"].float().cpu(),
-        attention_head_names=[f"{n}, repeated tokens" for n in head_names],
+    figures.Widget(
+        cv.attention.attention_heads(
+            tokens=model.to_str_tokens(view["repeated"][0]),
+            attention=patterns["repeated"].float().cpu(),
+            attention_head_names=[f"{n}, repeated tokens" for n in head_names],
+        )
     )
 )
-cv.attention.attention_heads(
-    tokens=model.to_str_tokens(view["plain"][0]),
-    attention=patterns["plain"].float().cpu(),
-    attention_head_names=[f"{n}, {PLAIN}" for n in head_names],
+figures.Widget(
+    cv.attention.attention_heads(
+        tokens=model.to_str_tokens(view["plain"][0]),
+        attention=patterns["plain"].float().cpu(),
+        attention_head_names=[f"{n}, {PLAIN}" for n in head_names],
+    )
 )
 
 # %% tags=["remove-cell"]

@@ -64,7 +64,7 @@ from IPython.display import display
 from myst_nb import glue
 from transformer_lens.utilities import get_act_name
 
-from lib import attention, data, env, memory, models, params, patching, plots, residual, zoo
+from lib import attention, data, env, figures, memory, models, params, patching, plots, residual, zoo
 from lib.claims import check
 from lib.zoo.recipes import induction as organism_recipe
 
@@ -298,10 +298,12 @@ for kind in ("induction", "previous"):
 # %%
 str_tokens = model.to_str_tokens(tokens[0])
 patterns = attention.attention_patterns(model, tokens[:1], [top_prev, top_ind])[:, 0]  # [2, dest, src]
-cv.attention.attention_heads(
-    tokens=str_tokens,
-    attention=patterns.float().cpu(),
-    attention_head_names=[f"{head_name(top_prev)} (previous token)", f"{head_name(top_ind)} (induction)"],
+figures.Widget(
+    cv.attention.attention_heads(
+        tokens=str_tokens,
+        attention=patterns.float().cpu(),
+        attention_head_names=[f"{head_name(top_prev)} (previous token)", f"{head_name(top_ind)} (induction)"],
+    )
 )
 
 # %% tags=["remove-cell"]

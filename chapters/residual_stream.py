@@ -73,6 +73,7 @@ from lib import (
     attention,
     data,
     env,
+    figures,
     language,
     lens,
     memory,
@@ -365,12 +366,14 @@ if IS_ORGANISM:
     )
     example = int(at_repeat.sum(-1).argmax())  # the row with the most repeated names
     display(
-        cv.attention.attention_heads(
-            tokens=model.to_str_tokens(tokens[example]),
-            attention=patterns["pattern", name_head[0]][example, name_head[1] : name_head[1] + 1]
-            .float()
-            .cpu(),
-            attention_head_names=[f"L{name_head[0]}H{name_head[1]}"],
+        figures.Widget(
+            cv.attention.attention_heads(
+                tokens=model.to_str_tokens(tokens[example]),
+                attention=patterns["pattern", name_head[0]][example, name_head[1] : name_head[1] + 1]
+                .float()
+                .cpu(),
+                attention_head_names=[f"L{name_head[0]}H{name_head[1]}"],
+            )
         )
     )
 else:
@@ -914,7 +917,8 @@ effects = pd.DataFrame(
         "kind": ["head"] * (L * H) + ["MLP"] * L,
     }
 )
-top_total = effects.loc[effects["total effect"].idxmin()]
+before_last = effects[effects["component"] != f"MLP{L - 1}"]  # the last MLP acts directly: below
+top_total = before_last.loc[before_last["total effect"].idxmin()]
 direct_total_corr = torch.corrcoef(torch.stack([direct, total]))[0, 1].item()
 glue("top_total_component", top_total["component"], display=False)
 glue("top_total_effect", env.sig(top_total["total effect"]), display=False)
@@ -925,7 +929,7 @@ glue("last_mlp", f"MLP{L - 1}", display=False)
 glue("last_mlp_direct", env.sig(last_mlp["direct effect"]), display=False)
 glue("last_mlp_total", env.sig(last_mlp["total effect"]), display=False)
 print(
-    f"largest total effect: {top_total['component']} ({env.sig(top_total['total effect'])}; direct {env.sig(top_total['direct effect'])}); "
+    f"largest total effect before the last MLP: {top_total['component']} ({env.sig(top_total['total effect'])}; direct {env.sig(top_total['direct effect'])}); "
     f"correlation of direct and total effects {env.sig(direct_total_corr)}; MLP{L - 1}: direct {env.sig(last_mlp['direct effect'])}, "
     f"total {env.sig(last_mlp['total effect'])}"
 )
@@ -943,7 +947,8 @@ px.scatter(
 ).add_shape(type="line", x0=lim[0], y0=lim[0], x1=lim[1], y1=lim[1], line_dash="dot")
 
 # %% [markdown]
-# The component whose ablation hurts agreement most is {glue:text}`top_total_component`: the
+# Before the last MLP (which the end of this section takes on its own), the component whose
+# ablation hurts agreement most is {glue:text}`top_total_component`: the
 # logit difference changes by {glue:text}`top_total_effect`, of which its direct term accounts for
 # {glue:text}`top_total_direct`, so nearly all of its effect passes through later components.
 # Mean-ablation removes everything a component writes at every position, not only what bears on

@@ -129,7 +129,9 @@ sft_acc = exact_accuracy(model, task, held)
 by_length = {n: exact_accuracy(model, task, [p for p in held if len(p) == n]) for n in range(5, 9)}
 generator = torch.Generator(model.cfg.device).manual_seed(SEED)
 spec = RunSpec(lr=0.0, seed=SEED)
-batch = [p for p in step_problems(spec, 0) for _ in range(spec.group)]
+batch = [
+    p for step in range(4) for p in step_problems(spec, step) for _ in range(spec.group)
+]  # 4 steps' groups
 _, sampled = generate(model, task, batch, temperature=1.0, generator=generator)
 rewards = torch.tensor([task.reward(p, c)[0] for p, c in zip(batch, sampled)])
 start_spread = 1 - no_spread_fraction(rewards, spec.group)
@@ -138,6 +140,7 @@ glue("sft_acc_5", env.sig(by_length[5]), display=False)
 glue("sft_acc_8", env.sig(by_length[8]), display=False)
 glue("sampled_reward", env.sig(rewards.mean().item()), display=False)
 glue("start_spread", env.sig(start_spread), display=False)
+glue("start_groups", len(batch) // spec.group, display=False)
 glue("organism_steps", organism_recipe.RECIPE.steps, display=False)
 glue("group", spec.group, display=False)
 
@@ -145,7 +148,8 @@ glue("group", spec.group, display=False)
 # Greedy decoding sorts {glue:text}`sft_acc` of the held-out problems ({glue:text}`sft_acc_5` of
 # those with 5 letters, {glue:text}`sft_acc_8` with 8). Sampled at temperature 1, as GRPO samples,
 # {glue:text}`sampled_reward` of the completions earn the reward, and {glue:text}`start_spread` of
-# the groups of {glue:text}`group` completions of one problem hold both a success and a failure.
+# the groups of {glue:text}`group` completions of one problem (the first four steps' problems,
+# {glue:text}`start_groups` groups) hold both a success and a failure.
 # Only those groups teach GRPO anything: its advantage is a completion's reward minus its group's
 # mean, so a group that all failed (or all succeeded) has advantage 0 everywhere.
 
@@ -161,7 +165,9 @@ if CHECK_BANDS:
         eight=by_length[8],
     )
     check(
-        "GRPO has a signal: over half the groups have reward spread", start_spread > 0.5, spread=start_spread
+        "GRPO has a signal: at least a third of the groups have reward spread",
+        start_spread >= 1 / 3,
+        spread=start_spread,
     )
 
 # %% [markdown]

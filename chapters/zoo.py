@@ -45,6 +45,8 @@ if "google.colab" in sys.modules:
 SAMPLE_TOKENS: int = 48  # [1, 1000]: how many tokens of each organism's first training row to show
 
 # %%
+import html
+
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -60,7 +62,8 @@ env.setup()
 def show(name: str) -> None:
     """Describe one organism: recipe, architecture, training, curve."""
     meta, recipe = zoo.verify(name), zoo.recipe(name)
-    display(Markdown(f"### `{name}`\n\n{meta['description']}\n\n**Data.** {meta['data_recipe']}"))
+    text = html.escape(f"{meta['description']}\n\n**Data.** {meta['data_recipe']}", quote=False)
+    display(Markdown(f"### `{name}`\n\n{text}"))  # escaped: '<bos>' is a token, not an HTML tag
     arch = {k: v for k, v in meta["config"].items() if v is not None}
     training = {
         "seed": meta["seed"],

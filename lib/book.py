@@ -134,8 +134,16 @@ def convert(known: dict[str, param_specs.Parameter], pairs: list[tuple[str, str]
     return {name: param_specs.convert(known[name], text) if name in known else text for name, text in pairs}
 
 
-def strip_timing(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop execution timestamps (papermill's and nbclient's) so diffs show only content."""
+def stable(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook without what changes from run to run when nothing else does: execution
+    timestamps (papermill's and nbclient's) go, and each cell's random id becomes a digest of
+    its source (numbered where sources repeat), so re-executing an unchanged chapter rewrites
+    no line."""
+    repeats: dict[str, int] = {}
+    for cell in nb.cells:
+        digest = hashlib.sha1(cell.source.encode()).hexdigest()[:12]
+        repeats[digest] = repeats.get(digest, 0) + 1
+        cell.id = digest if repeats[digest] == 1 else f"{digest}-{repeats[digest]}"
     for key in TIMING_KEYS:
         nb.metadata.get("papermill", {}).pop(key, None)
     for cell in nb.cells:
@@ -193,7 +201,7 @@ def _publish(scratch: Path, dest: Path, src: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".partial", prefix=f".{dest.name}-", dir=dest.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(strip_timing(done), f)
+            nbformat.write(stable(done), f)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:

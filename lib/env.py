@@ -70,10 +70,13 @@ def seed_everything(seed: int) -> None:
 def setup(seed: int = 0, deterministic: bool = True) -> None:
     """Prepare a chapter's kernel: seeds, deterministic kernels, plotly renderer, no grad.
 
-    The plotly renderer is ``colab`` on Colab and ``plotly_mimetype+notebook_connected``
-    elsewhere, so the same figure is interactive in Jupyter and in the rendered book.
+    Plotly figures use plotly's ``colab`` renderer on Colab; elsewhere its JSON mimetype (read by
+    JupyterLab and VS Code) and the book's HTML (:class:`lib.figures.BookRenderer`: no CDN, the
+    same ids on every run), and circuitsvis widgets are told whether they run on Colab.
     """
     import plotly.io as pio
+
+    from lib import figures
 
     seed_everything(seed)
     if deterministic:
@@ -81,7 +84,9 @@ def setup(seed: int = 0, deterministic: bool = True) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     torch.set_grad_enabled(False)
-    pio.renderers.default = "colab" if in_colab() else "plotly_mimetype+notebook_connected"
+    pio.renderers["book"] = figures.BookRenderer()
+    pio.renderers.default = "colab" if in_colab() else "plotly_mimetype+book"
+    figures.Widget.colab = in_colab()
 
 
 def sig(x: float) -> float | None:

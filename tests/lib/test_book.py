@@ -4,6 +4,7 @@ answer to every input: bad values, memory, output names, failures, signals, nois
 Most cases run a tiny throwaway chapter (``TINY``, written to a temporary chapters folder) whose
 kernel starts in about a second, so no test here executes a whole chapter."""
 
+import hashlib
 import os
 import re
 import shutil
@@ -343,3 +344,73 @@ def test_a_run_needs_no_loopback_network(tiny):
     )
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert (tiny / "outputs" / "tiny-N=4.ipynb").exists() and time.time() - start < 30
+
+
+FIGURES = """# %% tags=["parameters"]
+N: int = 3  # [1, 10]: a number
+
+# %%
+import circuitsvis as cv
+import plotly.express as px
+import torch
+
+from lib import env, figures
+
+env.setup(0)
+
+# %%
+px.line(x=list(range(N)), y=list(range(N)))
+
+# %%
+figures.Widget(cv.attention.attention_heads(attention=torch.ones(1, N, N).tril(), tokens=list("abc")[:N]))
+
+# %%
+px.line(x=list(range(N)), y=list(range(N)))
+"""
+
+
+def test_the_same_run_twice_writes_the_same_bytes(tiny):
+    """Cell ids, figure and widget ids derive from the notebook, not from chance: re-executing an
+    unchanged chapter leaves ``git status`` clean. Ids are digests of the cell's source, numbered
+    where two cells share one."""
+    (tiny / "chapters" / "figures.py").write_text(FIGURES)
+    first = book.execute("figures", tiny / "run.ipynb", {"N": 3}).read_bytes()
+    assert book.execute("figures", tiny / "run.ipynb", {"N": 3}).read_bytes() == first
+    nb = nbformat.read(tiny / "run.ipynb", as_version=4)
+    ids = [c.id for c in nb.cells]
+    assert (
+        ids[-1] == f"{ids[-3]}-2" and ids[-3] == hashlib.sha1(nb.cells[-3].source.encode()).hexdigest()[:12]
+    )
+    html = [
+        o.data["text/html"]
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if "text/html" in o.get("data", {})
+    ]
+    assert ['id="figure-0"' in html[0], 'id="widget-0"' in html[1], 'id="figure-1"' in html[2]] == [True] * 3
+
+
+HTML_TAGS = {"a", "b", "br", "details", "div", "em", "i", "img", "p", "span", "sub", "summary", "sup"}
+
+
+def markdown_texts(nb):
+    """The book's Markdown: markdown cells and text/markdown outputs."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            yield cell.source
+        for output in cell.get("outputs", []):
+            yield output.get("data", {}).get("text/markdown", "")
+
+
+@pytest.mark.parametrize("page", [f"{s}.ipynb" for s in SLUGS] + ["intro.md", "benchmarks.md"])
+def test_no_token_in_the_books_markdown_is_taken_for_an_html_tag(page):
+    """``<bos>`` outside code is read as an (unknown) HTML tag and vanishes from the page: tokens
+    in angle brackets are escaped or in backticks."""
+    path = book.ROOT / page if page == "intro.md" else book.BOOK_DIR / page
+    texts = (
+        markdown_texts(nbformat.read(path, as_version=4)) if page.endswith(".ipynb") else [path.read_text()]
+    )
+    for text in texts:
+        prose = re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
+        tags = {m for m in re.findall(r"</?([A-Za-z][\w-]*)[^>]*>", prose) if m.lower() not in HTML_TAGS}
+        assert not tags, f"{page}: <{'>, <'.join(sorted(tags))}> would vanish from the page"
