@@ -13,7 +13,16 @@ LIB = ROOT / "lib"
 # Imports run from later layers to earlier ones (or within a layer), never back:
 # chapters -> analyses -> patching and hooks -> models and zoo -> language and data -> env.
 LAYERS: list[set[str]] = [
-    {"lib", "lib.env", "lib.figures", "lib.memory", "lib.params", "lib.plots", "lib.claims", "lib.word_tokenizer"},
+    {
+        "lib",
+        "lib.env",
+        "lib.figures",
+        "lib.memory",
+        "lib.params",
+        "lib.plots",
+        "lib.claims",
+        "lib.word_tokenizer",
+    },
     {"lib.language", "lib.data", "lib.word_tasks"},
     {"lib.zoo", "lib.zoo.recipe", "lib.zoo.registry", "lib.zoo.store", "lib.zoo.training", "lib.models"},
     {"lib.hooks", "lib.patching", "lib.generation"},
