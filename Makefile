@@ -34,6 +34,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests --durations=15
 	$(PY) -m pytest --nbval book/ --nbval-sanitize-with book/nbval_sanitize.cfg
 	$(JB) build . -n -W --keep-going
+	$(PY) -m pytest tests/site -m site
 
 run: $(STAMP)
 	@if [ -z "$(CHAPTER)" ]; then echo 'usage: make run CHAPTER=<slug> PARAMS="-p NAME VALUE ..."'; exit 2; fi
