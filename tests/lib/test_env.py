@@ -28,7 +28,7 @@ def test_setup_seeds_and_picks_the_renderer():
     a = torch.rand(2)
     env.setup(3)
     assert torch.equal(a, torch.rand(2))
-    assert pio.renderers.default == "plotly_mimetype+notebook_connected"
+    assert pio.renderers.default == "plotly_mimetype+book"
     assert not torch.is_grad_enabled()
     torch.set_grad_enabled(True)
 

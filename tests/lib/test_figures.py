@@ -54,6 +54,7 @@ def test_setup_selects_the_book_renderer_beside_plotlys_mimetype(figure, monkeyp
     monkeypatch.delitem(sys.modules, "google.colab")
     env.setup(0)
     assert not figures.Widget.colab
+    torch.set_grad_enabled(True)  # env.setup turns gradients off for the whole process
 
 
 def attention_heads(n_heads: int = 2):
