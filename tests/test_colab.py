@@ -114,7 +114,8 @@ def colab() -> Iterator[dict]:
     """:func:`build_and_run` in a temporary folder, in memory where the machine has a tmpfs: the
     environment is 45,000 files (1.7 GB), which took minutes to write, and as long to remove, on
     the disk of this project's machines (CI's too)."""
-    with tempfile.TemporaryDirectory(prefix="colab-", dir=SHM if os.path.isdir(SHM) else None) as folder:
+    in_memory = os.path.isdir(SHM) and shutil.disk_usage(SHM).free > 4 * 2**30  # room for 1.7 GB twice
+    with tempfile.TemporaryDirectory(prefix="colab-", dir=SHM if in_memory else None) as folder:
         yield build_and_run(Path(folder))
 
 
