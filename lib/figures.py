@@ -9,7 +9,7 @@ book's renderer writes each figure's HTML for a page that already has plotly.js 
 Sphinx extension, ``book/_ext/offline_assets.py``, adds the copy the plotly package ships to every
 page that holds a figure) beside plotly's own JSON mimetype, which JupyterLab, VS Code and nbval
 read; on Colab :func:`lib.env.setup` keeps plotly's Colab renderer. circuitsvis inlines its whole
-1.9 MB bundle in every widget when offline and imports it from unpkg when online: the book's
+1.5 MB bundle in every widget when offline and imports it from unpkg when online: the book's
 widgets carry the bundle once per kernel, in the first widget shown, and later widgets use it
 (on Colab, where each output is its own frame, circuitsvis's own HTML).
 """

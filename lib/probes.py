@@ -52,14 +52,15 @@ def fit_probes(
 ) -> Probes:
     """A probe per layer fitted on the ``train`` examples: the minimiser of the mean cross-entropy
     plus ``weight_decay * |weight|^2`` on features standardised by their train mean and std, found
-    by L-BFGS (strong Wolfe line search) in float64 on the features' device. The penalised loss is
-    strictly convex in the weights, so the probe is that unique minimum and not wherever an
-    optimiser stopped: a few steps of Adam leave the weights oscillating, and a rounding
-    difference in the features (another CPU, another thread count) moves them visibly. The loss
-    summed over layers has each layer's gradient as its own, so one batch fits every layer
-    independently; the result is returned in float32."""
+    by L-BFGS (strong Wolfe line search) in float64 (float32 on Apple's MPS) on the features'
+    device. The penalised loss is strictly convex in the weights, so the probe is that unique
+    minimum and not wherever an optimiser stopped: a few steps of Adam leave the weights
+    oscillating, and a rounding difference in the features (another CPU, another thread count)
+    moves them visibly. The loss summed over layers has each layer's gradient as its own, so one
+    batch fits every layer independently; the result is returned in float32."""
     train = train.to(features.device)
-    x, y = features[:, train].double(), labels.to(features.device)[train]
+    precise = torch.float32 if features.device.type == "mps" else torch.float64  # MPS has no float64
+    x, y = features[:, train].to(precise), labels.to(features.device)[train]
     n_layers, n, d = x.shape
     mean, std = x.mean(1), x.std(1).clamp_min(1e-6)
     x = (x - mean[:, None]) / std[:, None]
